@@ -1,0 +1,70 @@
+"""The one configuration loader: environment variables, read in one place, validated by pydantic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lib.errors import UserError
+
+__all__ = ["REPO_ROOT", "Settings", "ConfigError", "load_settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(UserError):
+    """A configuration value is missing or wrong; the message says how to fix it."""
+
+
+class Settings(BaseModel):
+    """Process-wide settings; every field maps to one environment variable (see `ENV`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models_toml: Path = REPO_ROOT / "models.toml"
+    pets_dir: Path | None = None
+    results_root: str = str(REPO_ROOT / "results")
+    artifacts_dir: Path = REPO_ROOT / "artifacts" / "pets-tuned"
+    cache_dir: Path = REPO_ROOT / ".cache"
+    local_host: str = "127.0.0.1"
+    local_port: int = Field(default=8100, ge=1, le=65535)
+    max_image_side: int = Field(default=896, ge=64, le=4096)
+    upload_max_mb: int = Field(default=20, ge=1, le=200)
+    google_cloud_project: str | None = None
+    region: str = "europe-west4"
+    app_mode: Literal["presenter", "attendee"] = "presenter"
+
+
+# Environment variable -> Settings field.
+ENV: dict[str, str] = {
+    "MODELS_TOML": "models_toml",
+    "PETS_DIR": "pets_dir",
+    "RESULTS_ROOT": "results_root",
+    "PETS_ARTIFACTS": "artifacts_dir",
+    "PETS_CACHE_DIR": "cache_dir",
+    "LOCAL_MODELS_HOST": "local_host",
+    "LOCAL_MODELS_PORT": "local_port",
+    "MAX_IMAGE_SIDE": "max_image_side",
+    "UPLOAD_MAX_MB": "upload_max_mb",
+    "GOOGLE_CLOUD_PROJECT": "google_cloud_project",
+    "CLOUD_RUN_REGION": "region",
+    "APP_MODE": "app_mode",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from the environment; a bad value raises `ConfigError` naming the variable."""
+    environ = os.environ if environ is None else environ
+    values = {field: environ[var] for var, field in ENV.items() if environ.get(var, "") != ""}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        field_to_var = {field: var for var, field in ENV.items()}
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{field_to_var.get(field, field)}={values.get(field)!r}: {err['msg']}")
+        raise ConfigError("Bad environment setting: " + "; ".join(problems)) from None
