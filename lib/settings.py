@@ -36,6 +36,8 @@ class Settings(BaseModel):
     google_cloud_project: str | None = None
     region: str = "europe-west4"
     app_mode: Literal["presenter", "attendee"] = "presenter"
+    cloud_run_api_endpoint: str | None = None  # host:port of a local fake Admin API (tests); None = Google
+    cloud_run_regions: str = ""  # comma-separated regions for discovery; empty = `region` only
 
 
 # Environment variable -> Settings field.
@@ -52,6 +54,8 @@ ENV: dict[str, str] = {
     "GOOGLE_CLOUD_PROJECT": "google_cloud_project",
     "CLOUD_RUN_REGION": "region",
     "APP_MODE": "app_mode",
+    "CLOUD_RUN_API_ENDPOINT": "cloud_run_api_endpoint",
+    "CLOUD_RUN_REGIONS": "cloud_run_regions",
 }
 
 
