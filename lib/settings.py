@@ -38,6 +38,9 @@ class Settings(BaseModel):
     app_mode: Literal["presenter", "attendee"] = "presenter"
     cloud_run_api_endpoint: str | None = None  # host:port of a local fake Admin API (tests); None = Google
     cloud_run_regions: str = ""  # comma-separated regions for discovery; empty = `region` only
+    monitoring_api_endpoint: str | None = None  # host:port of a local fake Cloud Monitoring API (tests)
+    task_index: int = Field(default=0, ge=0)  # set by Cloud Run Jobs for each task
+    task_count: int = Field(default=1, ge=1)
 
 
 # Environment variable -> Settings field.
@@ -56,6 +59,9 @@ ENV: dict[str, str] = {
     "APP_MODE": "app_mode",
     "CLOUD_RUN_API_ENDPOINT": "cloud_run_api_endpoint",
     "CLOUD_RUN_REGIONS": "cloud_run_regions",
+    "MONITORING_API_ENDPOINT": "monitoring_api_endpoint",
+    "CLOUD_RUN_TASK_INDEX": "task_index",
+    "CLOUD_RUN_TASK_COUNT": "task_count",
 }
 
 
