@@ -41,6 +41,7 @@ class Settings(BaseModel):
     monitoring_api_endpoint: str | None = None  # host:port of a local fake Cloud Monitoring API (tests)
     task_index: int = Field(default=0, ge=0)  # set by Cloud Run Jobs for each task
     task_count: int = Field(default=1, ge=1)
+    task_attempt: int = Field(default=0, ge=0)  # Cloud Run Jobs: 0 first try, >0 a retry
 
 
 # Environment variable -> Settings field.
@@ -62,6 +63,7 @@ ENV: dict[str, str] = {
     "MONITORING_API_ENDPOINT": "monitoring_api_endpoint",
     "CLOUD_RUN_TASK_INDEX": "task_index",
     "CLOUD_RUN_TASK_COUNT": "task_count",
+    "CLOUD_RUN_TASK_ATTEMPT": "task_attempt",
 }
 
 
