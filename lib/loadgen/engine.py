@@ -1,0 +1,436 @@
+"""How to send: open-loop and closed-loop engines whose request functions never raise.
+
+Open loop: the schedule is computed before the clock starts and each arrival is sent on time as
+its own task whatever earlier requests are doing (no coordinated omission); the client's own delay
+is measured as schedule lag (sent - scheduled). Bodies are encoded before the clock starts and are
+byte-identical to what `lib.backends.BackendClient.send` posts (`json.dumps(chat_request(...))`).
+
+The hot path uses aiohttp directly (see benchmarks/loadgen_bench.py for the figures against the
+shared httpx client, which is also selectable with `client="httpx"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Literal, Protocol
+
+import aiohttp
+import httpx
+import numpy as np
+
+from lib.backends import BackendClient, chat_request, make_http_client
+from lib.errors import UserError
+from lib.images import ImageError, prepare_jpeg
+from lib.loadgen.records import RecordWriter, RequestRecord, RunHeader
+from lib.loadgen.schedule import LoadProfile, arrival_offsets_s, concurrency_share, task_share
+from lib.loadgen.summary import LoadSummary, summarize
+from lib.registry import Backend
+
+__all__ = [
+    "Payload", "LoadPlan", "LoadResult", "LoadRun", "BackgroundLoad",
+    "prepare_payloads", "text_payload", "chat_url", "backend_headers", "run_load",
+]
+
+ClientKind = Literal["aiohttp", "httpx"]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+FLUSH_EVERY_S = 0.25
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One ready-to-send request body and the name of the photo in it."""
+
+    name: str
+    body: bytes
+
+
+def prepare_payloads(
+    images_dir: str | Path, model: str, *, max_side: int = 896, constrained: bool = False, limit: int | None = None
+) -> list[Payload]:
+    """Encode every photo in `images_dir` into a chat-completion body, before any clock starts."""
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise UserError(f"images folder {folder} does not exist or is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise UserError(f"images folder {folder} holds no .jpg/.jpeg/.png/.webp photos")
+    payloads = []
+    skipped = []
+    for path in files:
+        try:
+            jpeg = prepare_jpeg(path.read_bytes(), max_side=max_side)
+        except (ImageError, OSError) as exc:
+            skipped.append(f"{path.name}: {exc}")
+            continue
+        payloads.append(Payload(path.name, json.dumps(chat_request(model, jpeg, constrained=constrained)).encode()))
+    if not payloads:
+        raise UserError(f"no usable photo in {folder}: " + "; ".join(skipped[:3]))
+    return payloads
+
+
+def text_payload(model: str, text: str = "ping") -> Payload:
+    """A small text-only chat completion, for measuring the client itself."""
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 1, "temperature": 0}
+    return Payload("text", json.dumps(body).encode())
+
+
+def chat_url(url: str) -> str:
+    """`http://host/v1` or a full `.../chat/completions` URL -> the chat completions URL."""
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"bad URL {url!r}: it must start with http:// or https://")
+    return url if url.endswith("/chat/completions") else f"{url}/chat/completions"
+
+
+async def backend_headers(backend: Backend) -> dict[str, str]:
+    """Auth headers for a registry backend, fetched once before the clock (ID tokens last an hour)."""
+    async with BackendClient(backend) as client:
+        try:
+            return await client._headers()  # the one client owns the auth rules
+        except PermissionError as exc:
+            raise UserError(f"credentials for {backend.name}: {exc}") from None
+
+
+class Sender(Protocol):
+    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]: ...
+
+
+def _status_error(status: int) -> tuple[str, str]:
+    if status == 429:
+        return "rate limited (429)", "rate_limited"
+    if status in (502, 503, 504):
+        return f"backend unavailable or cold-starting ({status})", "cold_start"
+    return f"HTTP {status}", "http"
+
+
+class AiohttpSender:
+    """POSTs with one shared aiohttp session; returns (first_byte, status, bytes, error, kind), never raises."""
+
+    def __init__(self, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float) -> None:
+        self.url, self.timeout_s = url, timeout_s
+        self.headers = {"Content-Type": "application/json", **headers}
+        self._connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections)
+        self._session = aiohttp.ClientSession(
+            connector=self._connector, timeout=aiohttp.ClientTimeout(total=timeout_s), skip_auto_headers=("User-Agent",)
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]:
+        first_byte = None
+        status = None
+        try:
+            async with self._session.post(self.url, data=body, headers=self.headers) as resp:
+                first_byte = perf_counter()
+                status = resp.status
+                data = await resp.read()
+        except asyncio.TimeoutError:
+            return first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+        except aiohttp.ClientConnectorError as exc:
+            return None, None, 0, f"cannot connect: {exc}", "connect"
+        except (aiohttp.ClientError, OSError) as exc:
+            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "connect"
+        except Exception as exc:  # recorded, never raised
+            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client"
+        if status != 200:
+            err, kind = _status_error(status)
+            return first_byte, status, len(data), err, kind
+        return first_byte, status, len(data), None, None
+
+
+class HttpxSender:
+    """The project's shared client (httpx on the aiohttp transport), for comparison and fallback."""
+
+    def __init__(self, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float) -> None:
+        self.url, self.timeout_s = url, timeout_s
+        self.headers = {"Content-Type": "application/json", **headers}
+        self._http = make_http_client(max_connections=max_connections, timeout_s=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]:
+        first_byte = None
+        status = None
+        try:
+            async with self._http.stream("POST", self.url, content=body, headers=self.headers) as resp:
+                first_byte = perf_counter()
+                status = resp.status_code
+                data = await resp.aread()
+        except httpx.TimeoutException:
+            return first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+        except httpx.TransportError as exc:
+            return first_byte, status, 0, f"cannot connect: {exc or type(exc).__name__}", "connect"
+        except Exception as exc:
+            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client"
+        if status != 200:
+            err, kind = _status_error(status)
+            return first_byte, status, len(data), err, kind
+        return first_byte, status, len(data), None, None
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Everything a run needs, decided before the clock starts."""
+
+    url: str
+    model: str
+    profile: LoadProfile
+    payloads: tuple[Payload, ...]
+    out_path: Path
+    task_index: int = 0
+    task_count: int = 1
+    timeout_s: float = 60.0
+    max_connections: int = 1024
+    client: ClientKind = "aiohttp"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.payloads:
+            raise UserError("nothing to send: no payloads")
+        if self.timeout_s <= 0:
+            raise UserError(f"timeout must be > 0 seconds, got {self.timeout_s}")
+        if self.task_count < 1 or not 0 <= self.task_index < self.task_count:
+            raise UserError(f"task index {self.task_index} is outside 0..{self.task_count - 1}")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A finished (or stopped) run: its summary and where its records are."""
+
+    summary: LoadSummary
+    records_path: Path
+    header: RunHeader
+
+
+class LoadRun:
+    """One run. `await run()` in any event loop; `stop()` from any thread; `records` grows as it goes."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.plan = plan
+        profile = plan.profile
+        self.schedule_s: np.ndarray | None = None
+        if profile.open_loop:
+            self.schedule_s = task_share(arrival_offsets_s(profile), plan.task_index, plan.task_count)
+        self.workers = (
+            concurrency_share(profile.concurrency or 0, plan.task_index, plan.task_count)
+            if not profile.open_loop else 0
+        )
+        self.records: list[RequestRecord] = []
+        self.started_unix_s: float | None = None
+        self.elapsed_s = 0.0
+        self._start = 0.0
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._issued = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask the run to stop: nothing more is sent; in-flight requests are recorded as interrupted."""
+        self._stop.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass
+
+    def header(self) -> RunHeader:
+        p, plan = self.plan.profile, self.plan
+        ramp = None if p.ramp is None else f"linear:{p.ramp.from_rps:g}:{p.ramp.to_rps:g}:{p.ramp.over_s:g}"
+        return RunHeader(
+            url=plan.url, model=plan.model, mode=p.mode, duration_s=p.duration_s, warmup_s=p.warmup_s,
+            rate_rps=p.rate_rps, ramp=ramp, concurrency=p.concurrency,
+            planned_requests=None if self.schedule_s is None else int(self.schedule_s.size),
+            task_index=plan.task_index, task_count=plan.task_count, seed=p.seed, images=len(plan.payloads),
+            start_unix_s=self.started_unix_s or time.time(),
+        )
+
+    async def run(self) -> LoadResult:
+        """Send the whole load, write every record, and summarise."""
+        plan = self.plan
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        sender_cls = AiohttpSender if plan.client == "aiohttp" else HttpxSender
+        sender = sender_cls(plan.url, plan.headers, max_connections=plan.max_connections, timeout_s=plan.timeout_s)
+        self.started_unix_s = time.time()
+        self._start = perf_counter()
+        header = self.header()
+        writer = RecordWriter(plan.out_path, header)
+        flusher = asyncio.create_task(self._flush_loop(writer))
+        in_flight: set[asyncio.Task] = set()
+        cancelled = False
+        try:
+            if plan.profile.open_loop:
+                await self._open_loop(sender, writer, in_flight)
+            else:
+                await self._closed_loop(sender, writer, in_flight)
+            await self._drain(in_flight)
+        except asyncio.CancelledError:  # Ctrl-C or task cancellation: keep what we have
+            cancelled = True
+            self._stop.set()
+            await self._drain(in_flight)
+        finally:
+            self.elapsed_s = perf_counter() - self._start
+            flusher.cancel()
+            writer.close()
+            await sender.aclose()
+        result = LoadResult(self._summary(), plan.out_path, header)
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+    def _summary(self) -> LoadSummary:
+        p = self.plan.profile
+        stopped = self._stop.is_set()
+        measured_s = p.duration_s
+        if stopped:
+            measured_s = max(1e-9, min(p.duration_s, self.elapsed_s - p.warmup_s))
+        target = None
+        if self.schedule_s is not None:
+            window = self.schedule_s[(self.schedule_s >= p.warmup_s) & (self.schedule_s < p.warmup_s + measured_s)]
+            target = window.size / measured_s
+        return summarize(
+            self.records, duration_s=measured_s, target_rate_rps=target, warmup_s=p.warmup_s,
+            open_loop=p.open_loop, task_count=self.plan.task_count, interrupted=stopped,
+        )
+
+    async def _flush_loop(self, writer: RecordWriter) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            writer.flush()
+
+    async def _one(self, index: int, scheduled_s: float, payload: Payload, sender: Sender, writer: RecordWriter,
+                   warmup: bool) -> None:
+        t0 = self._start
+        sent = perf_counter()
+        try:
+            first_byte, status, size, error, kind = await sender.send(payload.body)
+        except asyncio.CancelledError:
+            now = perf_counter() - t0
+            record = RequestRecord(index, scheduled_s, sent - t0, None, now, None, 0, "stopped before the answer came",
+                                   "interrupted", payload.name, warmup, self.plan.task_index)
+            self.records.append(record)
+            writer.add(record)
+            raise
+        done = perf_counter()
+        record = RequestRecord(
+            index, scheduled_s, sent - t0, None if first_byte is None else first_byte - t0, done - t0,
+            status, size, error, kind, payload.name, warmup, self.plan.task_index,
+        )
+        self.records.append(record)
+        writer.add(record)
+
+    async def _open_loop(self, sender: Sender, writer: RecordWriter, in_flight: set[asyncio.Task]) -> None:
+        assert self.schedule_s is not None and self._wake is not None
+        loop = asyncio.get_running_loop()
+        schedule = self.schedule_s.tolist()
+        payloads = self.plan.payloads
+        n_payloads = len(payloads)
+        step, first = self.plan.task_count, self.plan.task_index
+        warmup_s = self.plan.profile.warmup_s
+        t0 = self._start
+        n = len(schedule)
+        i = 0
+        stop = self._stop
+        while i < n and not stop.is_set():
+            now = perf_counter()
+            wait = t0 + schedule[i] - now
+            if wait > 0.002:
+                # coarse: the selector's timeout is ~1 ms granular, so wake a little early
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(wait - 0.0015, 0.2))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if wait > 0:
+                await asyncio.sleep(0)  # fine: let in-flight requests run until this one is due
+                continue
+            while i < n and t0 + schedule[i] <= now:
+                index = first + i * step
+                task = loop.create_task(
+                    self._one(index, schedule[i], payloads[index % n_payloads], sender, writer, schedule[i] < warmup_s)
+                )
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                i += 1
+
+    async def _closed_loop(self, sender: Sender, writer: RecordWriter, in_flight: set[asyncio.Task]) -> None:
+        profile = self.plan.profile
+        payloads = self.plan.payloads
+        limit = profile.max_requests
+
+        async def worker() -> None:
+            while not self._stop.is_set():
+                now_s = perf_counter() - self._start
+                if now_s >= profile.total_s or (limit is not None and self._issued >= limit):
+                    return
+                index = self._issued
+                self._issued += 1
+                await self._one(index, now_s, payloads[index % len(payloads)], sender, writer, now_s < profile.warmup_s)
+
+        for _ in range(self.workers):
+            task = asyncio.create_task(worker())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        while in_flight and not self._stop.is_set():
+            await asyncio.wait(set(in_flight), timeout=0.2)
+
+    async def _drain(self, in_flight: set[asyncio.Task]) -> None:
+        """Wait for in-flight requests (each bounded by the timeout), or cancel them if stopping."""
+        deadline = perf_counter() + self.plan.timeout_s + 5
+        while in_flight and not self._stop.is_set() and perf_counter() < deadline:
+            await asyncio.wait(set(in_flight), timeout=0.2)
+        pending = list(in_flight)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def run_load(plan: LoadPlan) -> LoadResult:
+    """Run `plan` to the end in the current event loop."""
+    return await LoadRun(plan).run()
+
+
+class BackgroundLoad:
+    """A run on its own thread and event loop, for pages: poll `records`, call `stop()`, read `result`."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.run = LoadRun(plan)
+        self.result: LoadResult | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._main, name="loadgen", daemon=True)
+
+    def start(self) -> "BackgroundLoad":
+        self._thread.start()
+        return self
+
+    def _main(self) -> None:
+        try:
+            self.result = asyncio.run(self.run.run())
+        except Exception as exc:  # shown by the page, never lost silently
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive() and self._thread.ident is not None
+
+    def stop(self) -> None:
+        self.run.stop()
+
+    def join(self, timeout_s: float | None = None) -> None:
+        self._thread.join(timeout_s)

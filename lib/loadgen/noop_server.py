@@ -1,0 +1,83 @@
+"""A no-op OpenAI-compatible endpoint for measuring the load generator itself (tests and benchmarks).
+
+`python -m lib.loadgen.noop_server --port P` answers every chat completion with a fixed breed.
+Path prefixes make bad backends on demand: `/fail/503/v1/...` answers 503, `/hang/v1/...` never
+answers, `/slow/50/v1/...` waits 50 ms. `/metrics` counts requests in Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from aiohttp import web
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-noop",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "noop",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Abyssinian"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}).encode()
+
+
+def make_app() -> web.Application:
+    """The aiohttp application; request counts per outcome feed `/metrics`."""
+    counts = {"ok": 0, "fail": 0, "hang": 0}
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        counts["ok"] += 1
+        return web.Response(body=COMPLETION, content_type="application/json")
+
+    async def fail(request: web.Request) -> web.Response:
+        await request.read()
+        counts["fail"] += 1
+        status = int(request.match_info["status"])
+        body = json.dumps({"error": {"message": f"no-op server told to fail with {status}"}})
+        return web.Response(status=status, text=body, content_type="application/json")
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+        counts["ok"] += 1
+        return web.Response(body=COMPLETION, content_type="application/json")
+
+    async def hang(request: web.Request) -> web.Response:
+        await request.read()
+        counts["hang"] += 1
+        await asyncio.sleep(3600)
+        return web.Response(status=504)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "noop", "object": "model"}]})
+
+    async def metrics(request: web.Request) -> web.Response:
+        lines = ["# HELP noop_requests_total Requests answered by the no-op server.",
+                 "# TYPE noop_requests_total counter"]
+        lines += [f'noop_requests_total{{outcome="{k}"}} {v}' for k, v in counts.items()]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    app = web.Application(client_max_size=64 * 2**20)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/fail/{status:\\d+}/v1/chat/completions", fail)
+    app.router.add_post("/slow/{ms:\\d+}/v1/chat/completions", slow)
+    app.router.add_post("/hang/v1/chat/completions", hang)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", lambda r: asyncio.sleep(0, web.Response(text="ok")))
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=lambda *a: print("ready", flush=True))
+
+
+if __name__ == "__main__":
+    main()
