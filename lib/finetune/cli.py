@@ -14,3 +14,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from lib.finetune import local
 
     local.add_command(commands)
+    from lib.finetune import gemma
+
+    gemma.add_command(commands)
