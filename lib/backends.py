@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -32,6 +33,9 @@ __all__ = [
     "breed_response_format",
     "classify_many",
     "classify_sync",
+    "Health",
+    "check_health",
+    "check_health_sync",
 ]
 
 PROMPT = (
@@ -104,6 +108,7 @@ class RetryPolicy:
 
     deadline_s: float = 120.0
     max_attempts: int = 8
+    connect_attempts: int = 3  # a refused connection is a server that is down, rarely a cold start
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 8.0
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
@@ -219,10 +224,10 @@ class BackendClient:
             except PermissionError as exc:
                 last_error, last_kind = f"credentials: {exc}", "auth"
                 break
-            except httpx.TimeoutException:
-                last_error, last_kind = f"no answer within {self.timeout_s:.0f} s", "timeout"
             except httpx.TransportError as exc:
-                last_error, last_kind = f"cannot connect to {self.base_url}: {exc or type(exc).__name__}", "connect"
+                last_error, last_kind = self._transport_error(exc)
+                if last_kind == "connect" and attempt >= self.retry.connect_attempts:
+                    break
             except Exception as exc:  # e.g. google-auth failures: recorded, never raised
                 last_error, last_kind = f"{type(exc).__name__}: {exc}", "client"
                 break
@@ -231,6 +236,14 @@ class BackendClient:
                 break
             await asyncio.sleep(wait)
         return self._failure(last_error, last_kind, start, attempts=attempt, status=last_status)
+
+    def _transport_error(self, exc: httpx.TransportError) -> tuple[str, str]:
+        # The aiohttp transport reports a refused connection as ConnectTimeout; its cause tells the truth.
+        if isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+            return f"cannot connect to {self.base_url}: {exc.__cause__ or exc or type(exc).__name__}", "connect"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"no answer within {self.timeout_s:.0f} s", "timeout"
+        return f"connection to {self.base_url} failed: {exc or type(exc).__name__}", "connect"
 
     def _success(self, data: bytes, start: float, ttfb_ms: float, attempts: int) -> Prediction:
         latency_ms = (time.perf_counter() - start) * 1000
@@ -296,3 +309,49 @@ async def classify_many(
 def classify_sync(backends: Iterable[Backend], image: bytes, **kwargs: Any) -> list[Prediction]:
     """`classify_many` for synchronous callers such as Streamlit pages."""
     return asyncio.run(classify_many(backends, image, **kwargs))
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether a backend answers `/v1/models` and lists its model."""
+
+    backend: str
+    ok: bool
+    latency_ms: float
+    status: int | None
+    error: str | None
+
+
+async def check_health(backends: Iterable[Backend], timeout_s: float = 3.0) -> list[Health]:
+    """Probe every backend's `/v1/models` in parallel; order kept, never raises."""
+
+    async def one(client: BackendClient) -> Health:
+        start = time.perf_counter()
+        name = client.backend.name
+        try:
+            models = await asyncio.wait_for(client.list_models(), timeout_s)
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            hint = " (cold-starting?)" if code in (502, 503, 504) else ""
+            return Health(name, False, _ms(start), code, f"HTTP {code}{hint}")
+        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+            refused = isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+            why = "connection refused" if refused else "no answer" if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)) else type(exc).__name__
+            return Health(name, False, _ms(start), None, f"not reachable at {client.base_url} ({why})")
+        except Exception as exc:  # credentials and the like: shown, not raised
+            return Health(name, False, _ms(start), None, f"{type(exc).__name__}: {exc}")
+        if client.backend.model not in models:
+            return Health(name, False, _ms(start), 200, f"server does not list model {client.backend.model!r}")
+        return Health(name, True, _ms(start), 200, None)
+
+    async with make_http_client(timeout_s=timeout_s) as http:
+        return list(await asyncio.gather(*(one(BackendClient(b, http=http)) for b in backends)))
+
+
+def check_health_sync(backends: Iterable[Backend], timeout_s: float = 3.0) -> list[Health]:
+    """`check_health` for synchronous callers."""
+    return asyncio.run(check_health(backends, timeout_s))
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

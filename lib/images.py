@@ -46,8 +46,13 @@ class ImageLimits:
 DEFAULT_LIMITS = ImageLimits()
 
 
-def open_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Image.Image:
-    """Decode `data` into an upright RGB image, or raise `ImageError` saying what is wrong."""
+def open_image(
+    data: bytes, limits: ImageLimits = DEFAULT_LIMITS, draft: tuple[int, int] | None = None
+) -> Image.Image:
+    """Decode `data` into an upright RGB image, or raise `ImageError` saying what is wrong.
+
+    `draft` lets a JPEG decode at a reduced scale no smaller than that size (much faster for big photos).
+    """
     if not data:
         raise ImageError("The file is empty (0 bytes).")
     if len(data) > limits.max_bytes:
@@ -73,6 +78,8 @@ def open_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Image.Image
         raise ImageError(f"The image is {width}x{height}; it must be at least {limits.min_side} pixels a side.")
     try:
         img.seek(0)  # animated GIF/WebP: the first frame
+        if draft and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", draft)
         img.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"The image is damaged or truncated ({exc}).") from None

@@ -1,0 +1,58 @@
+"""Shared fixtures: the pet photos, a temp results root, and the real local model server on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lib.localprocess import start_local_server
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pets_dir() -> Path:
+    """PETS_DIR, or the shared photos beside the checkout."""
+    return Path(os.environ.get("PETS_DIR") or REPO.parent / "shared" / "pets").resolve()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pets() -> Path:
+    """The folder of labelled pet photos (skips if absent)."""
+    folder = pets_dir()
+    if not (folder / "manifest.csv").exists():
+        pytest.skip(f"pet photos not found at {folder}; set PETS_DIR")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def local_server() -> str:
+    """Base URL (`http://127.0.0.1:PORT/v1`) of a real local model server, shared by the session."""
+    port = free_port()
+    proc = start_local_server("127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture()
+def results_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point RESULTS_ROOT at a fresh temp folder."""
+    root = tmp_path / "results"
+    monkeypatch.setenv("RESULTS_ROOT", str(root))
+    return root
