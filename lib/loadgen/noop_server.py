@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=lambda *a: print("ready", flush=True))
+    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, shutdown_timeout=0.5, print=lambda *a: print("ready", flush=True))
 
 
 if __name__ == "__main__":
