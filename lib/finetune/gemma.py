@@ -44,6 +44,8 @@ __all__ = [
     "GemmaTrainResult",
     "LORA_TARGETS",
     "train_gemma",
+    "make_trainer",
+    "result_summary",
     "load_base",
     "config_sha256",
 ]
@@ -300,12 +302,11 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     return result
 
 
-def _train_and_save(
-    cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, model: Any, processor: Any, train_photos: list[Any],
-    held_out: list[Any], before: EvalSummary | None, device: str, fingerprint: str, resume_step: int | None,
-    report: Progress, eval_kwargs: dict[str, Any], torn: list[str], started: float,
-) -> GemmaTrainResult:
-    import torch
+def make_trainer(
+    cfg: GemmaTrainConfig, model: Any, processor: Any, train_photos: list[Any], staging: Path, device: str,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The TRL `SFTTrainer`: LoRA on the language model, prompt/completion samples, loss on the answer only."""
     from peft import LoraConfig
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -339,8 +340,6 @@ def _train_and_save(
         dataloader_num_workers=2 if cuda else 0,
         seed=cfg.seed,
     )
-    losses: list[tuple[int, float]] = []
-    meta = CheckpointMeta(cfg.model_id, fingerprint, 0, cfg.lora_r)
     with _quiet_deprecations():
         trainer = SFTTrainer(
             model=model,
@@ -348,9 +347,26 @@ def _train_and_save(
             train_dataset=sft_dataset(train_photos, cfg.max_image_side),
             processing_class=processor,
             peft_config=lora,
-            callbacks=_callbacks(cfg, out, staging, meta, report, losses),
+            callbacks=callbacks,
         )
-        trainer.remove_callback(PrinterCallback)  # progress goes through `report`, stdout stays for JSON
+    trainer.remove_callback(PrinterCallback)  # progress goes through callbacks; stdout stays for the JSON line
+    return trainer
+
+
+def _train_and_save(
+    cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, model: Any, processor: Any, train_photos: list[Any],
+    held_out: list[Any], before: EvalSummary | None, device: str, fingerprint: str, resume_step: int | None,
+    report: Progress, eval_kwargs: dict[str, Any], torn: list[str], started: float,
+) -> GemmaTrainResult:
+    import torch
+
+    cuda = device == "cuda"
+    losses: list[tuple[int, float]] = []
+    meta = CheckpointMeta(cfg.model_id, fingerprint, 0, cfg.lora_r)
+    with _quiet_deprecations():
+        trainer = make_trainer(
+            cfg, model, processor, train_photos, staging, device, _callbacks(cfg, out, staging, meta, report, losses)
+        )
         resume_dir = None
         if resume_step is not None:
             resume_dir = out.get_dir(staging / "resume", "checkpoints", f"step-{resume_step}")
@@ -368,7 +384,6 @@ def _train_and_save(
     if held_out:
         report(GemmaProgress("eval-after", steps, steps, None, f"evaluating the tuned model on {len(held_out)} photos"))
         after = evaluate_held_out(peft_model, processor, held_out, **eval_kwargs)
-    assert after is not None or not held_out
 
     report(GemmaProgress("save", steps, steps, None, "writing adapter, metrics and model card"))
     local_adapter = staging / "adapter"

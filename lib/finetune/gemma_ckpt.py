@@ -63,7 +63,7 @@ class OutputFolder:
     def check_writable(self) -> None:
         """Create the folder if needed and prove it is writable, or raise UserError saying why not."""
         if self.remote:
-            bucket = self.root.split("/", 1)[0]
+            bucket = self.root.lstrip("/").split("/", 1)[0]
             try:
                 bucket_exists = self.fs.exists(bucket)
             except Exception as exc:  # auth and network failures come in many types; the message says which
