@@ -19,6 +19,7 @@ __all__ = ["main", "COMMAND_MODULES"]
 COMMAND_MODULES: list[str] = [
     "lib.localserver",
     "lib.finetune.cli",
+    "lib.cloudrun.cli",
     "lib.loadgen.cli",
 ]
 

@@ -17,3 +17,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from lib.finetune import gemma
 
     gemma.add_command(commands)
+    from lib.cloudrun import jobs
+
+    jobs.add_submit_command(commands)
