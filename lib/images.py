@@ -63,8 +63,16 @@ def open_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+        raise ImageError(
+            f"The image is {size}; the limit is {limits.max_pixels / 1e6:.0f} megapixels."
+        ) from None
+    except UnidentifiedImageError:
         raise ImageError("This is not an image we can read (JPEG, PNG, WebP, GIF, BMP or TIFF).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"The image is damaged or truncated ({exc}).") from None
     if img.format not in ALLOWED_FORMATS:
         raise ImageError(f"Image format {img.format} is not accepted; use JPEG, PNG or WebP.")
     width, height = img.size
