@@ -28,6 +28,8 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 
+PROJECT = "test-project"
+REGIONS = ["europe-west4", "us-central1", "asia-southeast1"]
 FORBIDDEN_PROJECT = "forbidden-project"
 MISSING_PROJECT = "missing-project"
 
@@ -386,3 +388,13 @@ class ModelServers:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Abyssinian"},
                          "finish_reason": "stop"}],
         })
+
+
+def add_fleet(fake_run: FakeCloudRun, model_servers: ModelServers, count: int, adapters: int = 3) -> None:
+    """`count` services spread over REGIONS, alternately with an L4 GPU, each serving a base + adapters."""
+    for i in range(count):
+        svc = f"svc-{i:03d}"
+        model_servers.adapters[svc] = [f"pets-lora-{i:03d}-{k}" for k in range(adapters)]
+        fake_run.add_service(PROJECT, REGIONS[i % len(REGIONS)], svc, url=model_servers.url(svc),
+                             gpu_type="nvidia-l4" if i % 2 else None, labels={"app": "pets"} if i % 5 else {},
+                             min_instances=i % 2, max_instances=3 + i % 4, concurrency=8)
