@@ -1,0 +1,62 @@
+"""The Fleet page through streamlit.testing, with discovery pointed at the local Admin API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.slow
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "fleet.py")
+
+
+@pytest.fixture
+def page(cloud_env: Path, fake_run: FakeCloudRun, model_servers: ModelServers,
+         monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    add_fleet(fake_run, model_servers, 150, adapters=3)
+    model_servers.behaviour["svc-007"] = "forbidden"
+    monkeypatch.setenv("LOCAL_MODELS_PORT", "9")  # nothing listens: the local backends show as down
+    st.cache_data.clear()
+    return AppTest.from_file(PAGE, default_timeout=60)
+
+
+def test_fleet_shows_150_services_and_their_models(page: AppTest) -> None:
+    at = page.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Backends": "598", "Cloud Run services": "150", "Healthy services": "149",
+                       "GPU services": "75"}
+    table = at.dataframe[0].value
+    assert len(table) == 2 + 149 * 4
+    row = table[table["backend"] == "svc-001/pets-lora-001-2"].iloc[0]
+    assert (row["GPU"], row["min/max"], row["concurrency"], row["health"], row["region"]) == (
+        "nvidia-l4 x1", "1/4", 8, "ok", "us-central1")
+    assert table[table["backend"] == "pets-base"].iloc[0]["health"].startswith("down")
+    assert any("**svc-007**" in m.value and "forbidden" in m.value for m in at.markdown)
+
+
+def test_search_and_grouping(page: AppTest) -> None:
+    at = page.run()
+    at.text_input(key="fleet-search").input("lora-012").run()
+    assert list(at.dataframe[0].value["backend"]) == [f"svc-012/pets-lora-012-{k}" for k in range(3)]
+    at.toggle(key="fleet-grouped").set_value(True).run()
+    assert [e.label for e in at.expander][0] == "google/gemma-3-4b-it (3)"
+
+
+def test_cold_start_button_measures_and_stores(page: AppTest, model_servers: ModelServers) -> None:
+    at = page.run()
+    at.text_input(key="fleet-search").input("svc-003/pets-lora-003-0").run()
+    at.button(key="fleet-coldstart").click().run()
+    assert not at.exception
+    assert at.success and at.success[0].value.startswith("svc-003/pets-lora-003-0: first answer after")
+    history = at.dataframe[-1].value
+    assert list(history["backend"]) == ["svc-003/pets-lora-003-0"]
+
+
+def test_attendees_get_no_cold_start_button(page: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_MODE", "attendee")
+    at = page.run()
+    assert not at.exception and not [b for b in at.button if b.key == "fleet-coldstart"]
