@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from lib.errors import UserError
 
@@ -42,6 +42,17 @@ class Settings(BaseModel):
     task_index: int = Field(default=0, ge=0)  # set by Cloud Run Jobs for each task
     task_count: int = Field(default=1, ge=1)
     task_attempt: int = Field(default=0, ge=0)  # Cloud Run Jobs: 0 first try, >0 a retry
+    # Dashboard access (lib/access.py) and abuse limits (lib/ratelimit.py).
+    trust_iap: bool = False  # only behind IAP: otherwise anyone can send the IAP header
+    presenter_emails: str = ""  # comma-separated addresses IAP may vouch for as presenters
+    presenter_token: SecretStr | None = None  # on Cloud Run: --set-secrets PRESENTER_TOKEN=presenter-token:latest
+    forwarded_for_hops: int = Field(default=1, ge=1, le=10)  # proxies that append to X-Forwarded-For
+    rate_session_per_min: float = Field(default=12.0, gt=0)  # classifications per browser session
+    rate_session_burst: int = Field(default=6, ge=1)
+    rate_client_per_min: float = Field(default=120.0, gt=0)  # per client address (a room may share one NAT)
+    rate_client_burst: int = Field(default=60, ge=1)
+    sign_in_attempts: int = Field(default=5, ge=1)  # wrong presenter tokens per client per window
+    sign_in_window_s: int = Field(default=600, ge=1)
 
 
 # Environment variable -> Settings field.
@@ -64,7 +75,18 @@ ENV: dict[str, str] = {
     "CLOUD_RUN_TASK_INDEX": "task_index",
     "CLOUD_RUN_TASK_COUNT": "task_count",
     "CLOUD_RUN_TASK_ATTEMPT": "task_attempt",
+    "TRUST_IAP": "trust_iap",
+    "PRESENTER_EMAILS": "presenter_emails",
+    "PRESENTER_TOKEN": "presenter_token",
+    "FORWARDED_FOR_HOPS": "forwarded_for_hops",
+    "RATE_SESSION_PER_MIN": "rate_session_per_min",
+    "RATE_SESSION_BURST": "rate_session_burst",
+    "RATE_CLIENT_PER_MIN": "rate_client_per_min",
+    "RATE_CLIENT_BURST": "rate_client_burst",
+    "SIGN_IN_ATTEMPTS": "sign_in_attempts",
+    "SIGN_IN_WINDOW_S": "sign_in_window_s",
 }
+SECRET_FIELDS = frozenset({"presenter_token"})  # never echoed in error messages
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,5 +100,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{field_to_var.get(field, field)}={values.get(field)!r}: {err['msg']}")
+            shown = "(hidden)" if field in SECRET_FIELDS else repr(values.get(field))
+            problems.append(f"{field_to_var.get(field, field)}={shown}: {err['msg']}")
         raise ConfigError("Bad environment setting: " + "; ".join(problems)) from None
