@@ -1,0 +1,192 @@
+"""How fast can the load generator send? Highest open-loop rate held on a no-op endpoint, versus Locust.
+
+A rate "holds" when achieved >= 99% of target, p99 schedule lag < 10 ms and nothing failed. The
+no-op server runs in its own process (pinned to the other core when there are two), the client on
+one core. Compared in the same run: our engine on aiohttp, our engine on the project's shared
+httpx client, Locust (FastHttpUser, constant_throughput) and our engine with the pet photos.
+
+    .venv/bin/python benchmarks/loadgen_bench.py [--quick]
+
+Prints a table, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+
+from lib.loadgen.engine import LoadPlan, chat_url, prepare_payloads, run_load, text_payload  # noqa: E402
+from lib.loadgen.schedule import LoadProfile  # noqa: E402
+from lib.settings import load_settings  # noqa: E402
+
+LOCUSTFILE = '''
+from locust import FastHttpUser, constant_throughput, task
+
+BODY = {body!r}
+
+
+class NoopUser(FastHttpUser):
+    wait_time = constant_throughput(1)
+
+    @task
+    def chat(self):
+        self.client.post("/v1/chat/completions", data=BODY, headers={{"Content-Type": "application/json"}})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cpu: int | None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port)]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{root}/health", timeout=0.5).status_code == 200:
+                return proc, root
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the no-op server did not start")
+
+
+def engine_trial(root: str, rate: float, seconds: float, client: str, payloads: tuple) -> dict:
+    plan = LoadPlan(url=chat_url(f"{root}/v1"), model="noop", client=client, payloads=payloads,
+                    profile=LoadProfile(mode="poisson", rate_rps=rate, duration_s=seconds, warmup_s=0.5, seed=1),
+                    out_path=Path(tempfile.gettempdir()) / f"loadgen-bench-{os.getpid()}.jsonl", timeout_s=10)
+    s = asyncio.run(run_load(plan)).summary
+    lag = s.schedule_lag_ms.p99_ms if s.schedule_lag_ms else float("inf")
+    holds = (s.achieved_fraction or 0) >= 0.99 and lag < 10 and s.requests_failed == 0
+    return {"target_rps": rate, "achieved_rps": s.achieved_rate_rps, "achieved_fraction": s.achieved_fraction,
+            "lag_p99_ms": lag, "latency_p99_ms": s.latency_ms.p99_ms if s.latency_ms else None,
+            "failed": s.requests_failed, "holds": holds}
+
+
+def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        locustfile = Path(tmp) / "locustfile.py"
+        locustfile.write_text(LOCUSTFILE.format(body=body))
+        users = int(rate)
+        cmd = [str(REPO / ".venv" / "bin" / "locust"), "-f", str(locustfile), "--headless", "-u", str(users),
+               "-r", str(users), "--run-time", f"{seconds + 1:g}s", "--host", root, "--csv", f"{tmp}/out",
+               "--reset-stats", "--only-summary", "--loglevel", "ERROR", "--stop-timeout", "2"]
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=seconds + 60)
+        try:
+            rows = list(csv.DictReader(open(f"{tmp}/out_stats.csv")))
+        except FileNotFoundError:
+            return {"target_rps": rate, "achieved_rps": 0.0, "achieved_fraction": 0.0, "failed": None, "holds": False}
+    agg = next(r for r in rows if r["Name"] == "Aggregated")
+    achieved = float(agg["Requests/s"])
+    failed = int(agg["Failure Count"])
+    return {"target_rps": rate, "achieved_rps": round(achieved, 1), "achieved_fraction": round(achieved / rate, 4),
+            "latency_p99_ms": float(agg["99%"]) if agg.get("99%", "N/A") != "N/A" else None,
+            "failed": failed, "holds": achieved >= 0.99 * rate and failed == 0}
+
+
+def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> tuple[float, list[dict]]:
+    """Climb `rates` until a rate does not hold, then try once halfway between the last good and the bad one."""
+    best, results, bad = 0.0, [], None
+    for rate in rates:
+        result = trial(rate)
+        results.append(result)
+        print(f"  {label:<16} {rate:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
+              f"lag p99 {result.get('lag_p99_ms', float('nan')):>8.2f} ms  failed {result['failed']}  "
+              f"{'holds' if result['holds'] else 'misses'}", flush=True)
+        if not result["holds"]:
+            bad = rate
+            break
+        best = rate
+    if refine and bad is not None and best > 0:
+        mid = round((best + bad) / 2, -1)
+        result = trial(mid)
+        results.append(result)
+        print(f"  {label:<16} {mid:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
+              f"{'holds' if result['holds'] else 'misses'}", flush=True)
+        if result["holds"]:
+            best = mid
+    return best, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter trials (about a minute in all)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to separate cores")
+    parser.add_argument("--skip-locust", action="store_true")
+    parser.add_argument("--skip-images", action="store_true")
+    args = parser.parse_args()
+    seconds = 2.0 if args.quick else 5.0
+    pin = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    client_cpu, server_cpu = (cores[0], cores[1]) if pin else (None, None)
+    proc, root = start_server(server_cpu)
+    if pin:
+        os.sched_setaffinity(0, {client_cpu})
+    small = (text_payload("noop"),)
+    load1 = os.getloadavg()[0]
+    out: dict = {"trial_s": seconds, "pinned": pin, "load_avg_1m_at_start": round(load1, 2),
+                 "criteria": "achieved >= 99% of target, p99 schedule lag < 10 ms, no failures"}
+    try:
+        print(f"no-op server at {root}; client pinned to CPU {client_cpu}, server to CPU {server_cpu}; "
+              f"{seconds:g} s per trial; load average {load1:.2f}", flush=True)
+        steps = [1000, 2000, 3000, 4000, 5000, 6500, 8000, 10000]
+        out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
+            lambda r: engine_trial(root, r, seconds, "aiohttp", small), steps, "engine/aiohttp")
+        out["httpx_rps"], out["httpx_trials"] = highest_rate(
+            lambda r: engine_trial(root, r, seconds, "httpx", small), [250, 500, 1000, 1500, 2000, 3000, 4000],
+            "engine/httpx")
+        if not args.skip_locust:
+            out["locust_rps"], out["locust_trials"] = highest_rate(
+                lambda r: locust_trial(root, r, seconds, small[0].body, client_cpu),
+                [250, 500, 750, 1000, 1500, 2000, 3000], "locust")
+            out["ratio_vs_locust"] = round(out["aiohttp_rps"] / out["locust_rps"], 2) if out["locust_rps"] else None
+        if not args.skip_images:
+            pets = load_settings().pets_dir or REPO.parent / "shared" / "pets"
+            if Path(pets).is_dir():
+                t = time.perf_counter()
+                photos = tuple(prepare_payloads(pets, "noop", max_side=load_settings().max_image_side))
+                out["image_payloads"] = len(photos)
+                out["image_body_kib_mean"] = round(sum(len(p.body) for p in photos) / len(photos) / 1024, 1)
+                out["image_encode_s"] = round(time.perf_counter() - t, 2)
+                out["images_rps"], out["images_trials"] = highest_rate(
+                    lambda r: engine_trial(root, r, seconds, "aiohttp", photos),
+                    [250, 500, 1000, 1500, 2000, 3000, 4000], "engine/images")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print()
+    print(f"{'client':<28}{'highest held rate (req/s)':>28}")
+    print(f"{'loadgen engine, aiohttp':<28}{out['aiohttp_rps']:>28.0f}")
+    print(f"{'loadgen engine, httpx':<28}{out['httpx_rps']:>28.0f}")
+    if "locust_rps" in out:
+        print(f"{'locust FastHttpUser':<28}{out['locust_rps']:>28.0f}   (ratio {out['ratio_vs_locust']})")
+    if "images_rps" in out:
+        print(f"{'engine, pet photos':<28}{out['images_rps']:>28.0f}   "
+              f"({out['image_payloads']} photos, {out['image_body_kib_mean']} KiB/body)")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
