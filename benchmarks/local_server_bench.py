@@ -71,8 +71,6 @@ async def over_http(url: str, photos: list[bytes], concurrency: int, rounds: int
     backend = Backend(name="pets-tuned", base_url=url, model="pets-tuned", family="local")
     # Bodies are built before the clock starts: the original bytes, not a re-encoded copy.
     bodies = [chat_request("pets-tuned", data) for data in photos] * rounds
-
-    bodies = [chat_request("pets-tuned", data) for data in photos] * rounds
     gate = asyncio.Semaphore(concurrency)
     async with make_http_client(max_connections=concurrency) as http:
         client = BackendClient(backend, http=http, retry=RetryPolicy(max_attempts=1))
