@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cloudrun_fakes import ModelServers, fake_id_token
+from .cloudrun_fakes import ModelServers, fake_id_token
 
 from lib.backends import RetryPolicy
 from lib.cli import main

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
+from .cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
