@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "lib.finetune.cli",
     "lib.cloudrun.cli",
     "lib.loadgen.cli",
+    "lib.eval_cli",
 ]
 
 
