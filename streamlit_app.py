@@ -1,4 +1,8 @@
-"""The dashboard's entry point: it only routes. Pages are thin views over `lib/`."""
+"""The dashboard's entry point: it only routes. Pages are thin views over `lib/`.
+
+Attendees (the public URL, APP_MODE=attendee) get Classify and Accuracy only; presenters (see
+lib/access.py) get every page. A page left out of `st.navigation` cannot be opened by its URL.
+"""
 
 import streamlit as st
 
@@ -9,9 +13,14 @@ st.set_page_config(page_title="Pets on Cloud Run", page_icon="🐾", layout="wid
 PUBLIC = [
     st.Page("pages/classify.py", title="Classify", icon="🐾", default=True),
 ]
-PRESENTER: list = []
+PRESENTER: list = [
+    st.Page("pages/fleet.py", title="Fleet", icon="🛰️"),
+]
 
 sections = {"Demo": PUBLIC}
-if common.settings().app_mode == "presenter" and PRESENTER:
-    sections["Presenter"] = PRESENTER
+if common.is_presenter():
+    if PRESENTER:
+        sections["Presenter"] = PRESENTER
+else:
+    common.presenter_sign_in()
 st.navigation(sections).run()

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 import streamlit as st
 
+from lib import access as access_rules
 from lib.backends import Health, Prediction, check_health_sync, classify_sync
 from lib.data import Photo, list_photos
 from lib.errors import UserError
 from lib.images import ImageLimits
+from lib.ratelimit import Rate, RateLimiter, Verdict
 from lib.registry import Backend, group_by_base_model, load_registry
 from lib.settings import Settings, load_settings
 
 __all__ = [
     "settings", "backends", "health", "classify", "sample_photos", "thumbnail", "backend_picker", "image_limits",
-    "digest",
+    "digest", "access", "is_presenter", "presenter_sign_in", "allow_classification", "session_id",
 ]
 
 
@@ -108,3 +111,87 @@ def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), mult
     index = next((i for i, n in enumerate(names) if n in default), 0)
     choice = st.selectbox("Backend", names, index=index if names else None, key=key)
     return [by_name[choice]] if choice else []
+
+
+# --- Access and abuse limits (rules in lib/access.py and lib/ratelimit.py; this is only the Streamlit glue) ---
+
+_TOKEN_OK = "_presenter-by-token"  # set only after a correct token; the token itself is never stored
+
+
+@st.cache_resource
+def _limiters() -> dict[str, RateLimiter]:
+    """One set of buckets per process, shared by every session (thread-safe)."""
+    s = settings()
+    return {
+        "classify": RateLimiter({"session": Rate(s.rate_session_per_min, s.rate_session_burst),
+                                 "client": Rate(s.rate_client_per_min, s.rate_client_burst)}),
+        "sign-in": RateLimiter({"client": Rate(s.sign_in_attempts * 60 / s.sign_in_window_s, s.sign_in_attempts)}),
+    }
+
+
+def session_id() -> str:
+    """A random id for this browser session (kept across reruns and WebSocket reconnects)."""
+    return st.session_state.setdefault("_session-id", uuid.uuid4().hex)
+
+
+def _headers() -> dict[str, str]:
+    try:
+        return dict(st.context.headers)
+    except Exception:  # no request behind this run (AppTest)
+        return {}
+
+
+def _client() -> str:
+    try:
+        peer = st.context.ip_address
+    except Exception:
+        peer = None
+    return access_rules.client_key(_headers(), session_id(), peer_ip=peer, hops=settings().forwarded_for_hops)
+
+
+def access() -> access_rules.Access:
+    """Presenter or attendee for this visitor (see lib/access.py)."""
+    decision = access_rules.decide_access(settings(), _headers())
+    if not decision.presenter and st.session_state.get(_TOKEN_OK):
+        return access_rules.Access(True, "token", "presenter token")
+    return decision
+
+
+def is_presenter() -> bool:
+    """True when this visitor may see every page and start servers, loads, jobs and deploys."""
+    return access().presenter
+
+
+def presenter_sign_in() -> None:
+    """A small sidebar form for the presenter token: wrong guesses are throttled per client, nothing is echoed."""
+    if settings().presenter_token is None:
+        return
+    with st.sidebar.expander("Presenter sign-in"):
+        with st.form("presenter-sign-in", clear_on_submit=True, border=False):
+            typed = st.text_input("Presenter token", type="password", key="presenter-token-input")
+            submitted = st.form_submit_button("Sign in")
+        if not submitted:
+            return
+        guard = _limiters()["sign-in"]
+        keys = {"client": _client()}
+        blocked = guard.check(keys)
+        if not blocked.allowed:
+            st.error(f"Too many wrong tokens from your address. Try again in {blocked.wait_s} s.")
+            return
+        if not typed:
+            st.warning("Type the presenter token first.")
+            return
+        if access_rules.token_matches(settings(), typed):
+            st.session_state[_TOKEN_OK] = True
+            st.rerun()
+        guard.take(keys)
+        left = guard.check(keys)
+        st.error("That presenter token is not right."
+                 + ("" if left.allowed else f" Too many wrong tokens: try again in {left.wait_s} s."))
+
+
+def allow_classification() -> Verdict:
+    """Take one classification from this session's and this client's buckets (presenters are not limited)."""
+    if is_presenter():
+        return Verdict(True)
+    return _limiters()["classify"].take({"session": session_id(), "client": _client()})

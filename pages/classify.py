@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lib.breeds import UNKNOWN, display_name, species_of
 from lib.errors import UserError
@@ -21,15 +22,50 @@ HINTS = {
     "auth": "Credentials are missing for this backend.",
 }
 
+
+settings = common.settings()
+
+
+def checked_bytes(upload: UploadedFile | None) -> bytes | None:
+    """The upload's bytes if it is within UPLOAD_MAX_MB (checked on the server before anything decodes it)."""
+    if upload is None:
+        return None
+    limit = common.image_limits().max_bytes
+    if upload.size > limit:
+        st.error(f"This file is {upload.size / 2**20:.1f} MB; photos up to {settings.upload_max_mb} MB are accepted.")
+        return None
+    return upload.getvalue()
+
+
+def remember(name: str, value: str | None) -> None:
+    """Keep a choice in the query string (names and ids only: never a token, never a URL)."""
+    if value:
+        st.query_params[name] = value
+    elif name in st.query_params:
+        del st.query_params[name]
+
+
+SOURCES = ["Upload", "Camera", "Sample photos"]
+if not st.session_state.get("restored"):  # first run of this session: a reload restores the last choice
+    st.session_state["restored"] = True
+    if st.query_params.get("source") in SOURCES:
+        st.session_state["source"] = st.query_params["source"]
+    wanted = st.query_params.get("photo")
+    if wanted and any(p.id == wanted for p in common.sample_photos()):
+        st.session_state["sample-photo"] = wanted
+        st.session_state["sample-breed"] = next(p.breed for p in common.sample_photos() if p.id == wanted)
+
 st.title("What breed is this pet?")
 st.caption("Upload a photo of a cat or a dog, pick one or more models, and compare their answers.")
 
-settings = common.settings()
 left, right = st.columns([3, 2], gap="large")
 
 with right:
     st.subheader("Models")
-    chosen = common.backend_picker("classify-backends", default=("pets-base", "pets-tuned"))
+    # Backend names (never URLs) ride in the query string so a reload or reconnect keeps the choice.
+    from_url = tuple(n for n in st.query_params.get("backends", "").split(",") if n)
+    chosen = common.backend_picker("classify-backends", default=from_url or ("pets-base", "pets-tuned"))
+    remember("backends", ",".join(b.name for b in chosen))
     constrained = st.toggle("Constrained answer (JSON schema of the 37 breeds)", value=False, key="constrained",
                             help="Ask the model to answer with one of the 37 breed ids, where it supports it.")
     status = common.health(tuple(chosen)) if chosen else {}
@@ -45,7 +81,7 @@ with right:
             "The local model server is not running. Start it in a terminal with "
             f"`python -m lib serve-local --port {settings.local_port}` (or `make run`)."
         )
-        if settings.app_mode == "presenter" and st.button("Start the local model server", key="start-local"):
+        if common.is_presenter() and st.button("Start the local model server", key="start-local"):
             with st.spinner("Starting the local model server..."):
                 try:
                     start_local_server(settings.local_host, settings.local_port)
@@ -56,17 +92,17 @@ with right:
                     st.rerun()
 
 with left:
-    source = st.radio("Photo", ["Upload", "Camera", "Sample photos"], horizontal=True, key="source",
-                      label_visibility="collapsed")
+    source = st.radio("Photo", SOURCES, horizontal=True, key="source", label_visibility="collapsed")
+    remember("source", None if source == "Upload" else source)
     image: bytes | None = None
     truth: str | None = None
     if source == "Upload":
         upload = st.file_uploader("Upload a pet photo", type=["jpg", "jpeg", "png", "webp", "gif", "bmp"],
                                   key="upload")
-        image = upload.getvalue() if upload is not None else None
+        image = checked_bytes(upload)
     elif source == "Camera":
         shot = st.camera_input("Take a photo of your pet", key="camera")
-        image = shot.getvalue() if shot is not None else None
+        image = checked_bytes(shot)
     else:
         photos = common.sample_photos()
         if not photos:
@@ -85,6 +121,7 @@ with left:
                         st.session_state["sample-photo"] = photo.id
             picked = next((p for p in options if p.id == st.session_state.get("sample-photo")), options[0])
             image, truth = picked.path.read_bytes(), picked.breed
+            remember("photo", picked.id)
             st.caption(f"Sample: {picked.id} (true breed: {display_name(picked.breed)})")
 
     if image is not None:
@@ -99,8 +136,16 @@ with left:
             st.image(preview, width=360)
 
 if image is not None and chosen:
+    # A rerun of the same photo and models is answered from the cache: it costs no request and no token.
+    job = (common.digest(image), tuple(b.name for b in chosen), constrained)
+    done = st.session_state.setdefault("classified", set())
+    verdict = common.allow_classification() if job not in done else None
+    if verdict is not None and not verdict.allowed:
+        st.warning(f"You're going too fast — try again in {verdict.wait_s} s.")
+        st.stop()
     with st.spinner("Asking the models..."):
         predictions = common.classify(image, tuple(chosen), constrained)
+    done.add(job)
     st.subheader("Answers")
     cols = st.columns(len(predictions))
     for col, p in zip(cols, predictions):
