@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from lib.dataset import OFFICIAL_BASE_URL, DownloadProgress, download_dataset
 from lib.errors import UserError
-from lib.evaluate import EvalOptions, Progress, run_evaluation
+from lib.evaluate import EvalOptions, Progress, default_data_dir, run_evaluation
 from lib.registry import Backend, find_backend, load_registry
 from lib.settings import load_settings
 
@@ -98,7 +98,7 @@ def _finite(value: Any) -> Any:
 def eval_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     backend, role = backend_from_args(args)
-    data = args.data or settings.pets_dir or (Path(__file__).resolve().parent.parent.parent / "shared" / "pets")
+    data = args.data or default_data_dir(settings.pets_dir)
     options = EvalOptions(
         backend=backend, data_dir=Path(data), root=args.out or settings.results_root, concurrency=args.concurrency,
         constrained=args.constrained, split=args.split, limit=args.limit, role=role, run_id=args.run_id,

@@ -25,7 +25,9 @@ from lib.metrics import RunMetrics, summarize
 from lib.registry import Backend
 from lib.results import EvalRecord, ResultsRoot, RunInfo, finished, git_commit, new_run_id
 
-__all__ = ["EvalOptions", "Progress", "EvalResult", "PhotoSet", "select_photos", "evaluate", "run_evaluation"]
+__all__ = [
+    "EvalOptions", "Progress", "EvalResult", "PhotoSet", "EvalJob", "select_photos", "default_data_dir", "evaluate", "run_evaluation",
+]
 
 Split = Literal["train", "test", "all"]
 
@@ -126,6 +128,11 @@ def select_photos(data_dir: Path | str, split: Split = "test", limit: int | None
             raise UserError(f"--limit must be at least 1, got {limit}")
         ordered = ordered[:limit]
     return PhotoSet(tuple(ordered), source, unlabelled)
+
+
+def default_data_dir(pets_dir: Path | None) -> Path:
+    """PETS_DIR, or the shared photos beside the checkout (where the demo keeps them)."""
+    return Path(pets_dir) if pets_dir else Path(__file__).resolve().parent.parent.parent / "shared" / "pets"
 
 
 def _prepare(photo: Photo, max_side: int) -> bytes:
@@ -234,3 +241,43 @@ def run_evaluation(options: EvalOptions, *, progress: Callable[[Progress], None]
                    stop: threading.Event | None = None) -> EvalResult:
     """`evaluate` for synchronous callers (the CLI, a page's background thread)."""
     return asyncio.run(evaluate(options, progress=progress, stop=stop))
+
+
+class EvalJob:
+    """An evaluation in a background thread, for pages: poll `progress`, `result` and `error`; `cancel()` stops it."""
+
+    def __init__(self, options: EvalOptions) -> None:
+        self.options = options
+        self.progress: Progress | None = None
+        self.result: EvalResult | None = None
+        self.error: str | None = None
+        self.started_unix_s = time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="eval-job", daemon=True)
+
+    def start(self) -> "EvalJob":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = run_evaluation(self.options, progress=self._update, stop=self._stop)
+        except UserError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # shown on the page rather than lost in a thread
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _update(self, progress: Progress) -> None:
+        self.progress = progress
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Ask no more photos; the run stays unfinished and resumable."""
+        self._stop.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()

@@ -92,15 +92,15 @@ class Comparison:
 
 
 def frame(records: Sequence[EvalRecord] | pd.DataFrame) -> pd.DataFrame:
-    """One row per photo (its latest record) with columns photo_id, truth, breed, ok, correct, latency_ms."""
+    """One row per photo (its latest record): photo_id, truth, breed, ok, correct, latency_ms, raw, error, attempts."""
     if isinstance(records, pd.DataFrame):
         return records
     df = pd.DataFrame.from_records(
-        [(r.photo_id, r.truth, r.breed, r.error is None, r.latency_ms, r.raw, r.error) for r in records],
-        columns=["photo_id", "truth", "breed", "ok", "latency_ms", "raw", "error"],
+        [(r.photo_id, r.truth, r.breed, r.error is None, r.latency_ms, r.raw, r.error, r.attempts) for r in records],
+        columns=["photo_id", "truth", "breed", "ok", "latency_ms", "raw", "error", "attempts"],
     )
     if df.empty:
-        df = df.astype({"ok": bool, "latency_ms": float})
+        df = df.astype({"ok": bool, "latency_ms": float, "attempts": int})
     df = df.drop_duplicates("photo_id", keep="last").reset_index(drop=True)
     df["correct"] = df["ok"] & (df["breed"] == df["truth"])
     return df
@@ -225,8 +225,8 @@ def compare(baseline: Sequence[EvalRecord] | pd.DataFrame, tuned: Sequence[EvalR
     ra, rb = joined["correct_a"].to_numpy(bool), joined["correct_b"].to_numpy(bool)
     n = len(joined)
     ids = joined["photo_id"].to_numpy(object)
-    fixed = tuple(sorted(ids[~ra & rb]))
-    broken = tuple(sorted(ids[ra & ~rb]))
+    fixed = tuple(sorted(ids[~ra & rb], key=str.lower))
+    broken = tuple(sorted(ids[ra & ~rb], key=str.lower))
     both_right, both_wrong = int((ra & rb).sum()), int((~ra & ~rb).sum())
     if n:
         cells = np.array([both_right, len(fixed), len(broken), both_wrong], dtype=float) / n
