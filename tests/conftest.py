@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from lib.localprocess import start_local_server
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def pets_dir() -> Path:
-    """PETS_DIR, or the shared photos beside the checkout."""
-    return Path(os.environ.get("PETS_DIR") or REPO.parent / "shared" / "pets").resolve()
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pets_testing import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from aiohttp import web
 from lib.backends import (BackendClient, RetryPolicy, check_health, classify_many, breed_response_format)
 from lib.registry import Backend
 
-from conftest import free_port
+from pets_testing import free_port
 
 FAST = RetryPolicy(deadline_s=5, backoff_initial_s=0.05, backoff_max_s=0.2)
 
@@ -43,11 +43,12 @@ class Scripted:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        runner = web.AppRunner(app, access_log=None)
+        runner = self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, handler_cancellation=True)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     async def _chat(self, request: web.Request) -> web.Response:
         self.seen.append({"headers": dict(request.headers), "body": await request.json()})
@@ -65,10 +66,16 @@ class Scripted:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
 
 @pytest.fixture(scope="module")
 def scripted() -> Scripted:
-    return Scripted()
+    server = Scripted()
+    yield server
+    server.close()
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, free_port
+from pets_testing import REPO, free_port
 
 pytestmark = pytest.mark.slow
 
