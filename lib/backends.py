@@ -19,6 +19,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from lib.breeds import BREED_IDS, UNKNOWN, parse_breed
+from lib.idtokens import GoogleIdTokens
 from lib.images import ImageError, jpeg_data_uri, prepare_jpeg
 from lib.registry import Backend
 
@@ -155,7 +156,8 @@ class BackendClient:
         self.max_image_side = max_image_side
         self._own_http = http is None
         self._http = http or make_http_client(timeout_s=timeout_s)
-        self._token_provider = token_provider
+        self._own_tokens = token_provider is None and backend.auth == "google-id-token"
+        self._token_provider = GoogleIdTokens() if self._own_tokens else token_provider
 
     async def __aenter__(self) -> "BackendClient":
         return self
@@ -166,6 +168,8 @@ class BackendClient:
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
+        if self._own_tokens:
+            self._token_provider.close()  # type: ignore[union-attr]
 
     @property
     def base_url(self) -> str:
@@ -178,10 +182,9 @@ class BackendClient:
             if not token:
                 raise PermissionError(f"environment variable {self.backend.token_env} is not set")
             return {"Authorization": f"Bearer {token}"}
-        if auth == "google-id-token":
-            provider = self._token_provider or google_id_token
-            audience = self.base_url.removesuffix("/v1")
-            return {"Authorization": f"Bearer {await provider(audience)}"}
+        if auth == "google-id-token" and self._token_provider is not None:
+            audience = self.base_url.removesuffix("/v1")  # Cloud Run wants the service URL as audience
+            return {"Authorization": f"Bearer {await self._token_provider(audience)}"}
         return {}
 
     async def classify(self, image: bytes, *, constrained: bool = False, prepared: bool = False) -> Prediction:
@@ -278,17 +281,6 @@ def _http_error(status: int, body: bytes) -> tuple[str, str]:
     if status in (502, 503, 504):
         return f"backend unavailable or cold-starting ({status}): {message}", "cold_start"
     return f"HTTP {status}: {message}", "http"
-
-
-async def google_id_token(audience: str) -> str:
-    """A Google-signed ID token for a Cloud Run URL, from the ambient credentials."""
-    import google.auth.transport.requests
-    import google.oauth2.id_token
-
-    def fetch() -> str:
-        return google.oauth2.id_token.fetch_id_token(google.auth.transport.requests.Request(), audience)
-
-    return await asyncio.to_thread(fetch)
 
 
 async def classify_many(

@@ -14,7 +14,7 @@ from lib.data import Photo, list_photos
 from lib.errors import UserError
 from lib.images import ImageLimits
 from lib.ratelimit import Rate, RateLimiter, Verdict
-from lib.registry import Backend, group_by_base_model, load_registry
+from lib.registry import Backend, group_by_base_model
 from lib.settings import Settings, load_settings
 
 __all__ = [
@@ -31,8 +31,10 @@ def settings() -> Settings:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def backends() -> list[Backend]:
-    """Every backend the dashboard may call: models.toml (plus Cloud Run discovery where configured)."""
-    return load_registry(settings=settings())
+    """Every backend the dashboard may call: models.toml, plus Cloud Run discovery when a project is set."""
+    from lib.cloudrun.discovery import full_registry
+
+    return full_registry(settings())[0]
 
 
 @st.cache_data(ttl=5, show_spinner=False)

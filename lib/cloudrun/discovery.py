@@ -24,6 +24,7 @@ import httpx
 from lib.backends import TokenProvider, make_http_client
 from lib.cloudrun.admin import Clients, ServiceInfo, list_services
 from lib.errors import UserError
+from lib.idtokens import GoogleIdTokens
 from lib.registry import Backend, load_registry
 from lib.settings import Settings, load_settings
 
@@ -33,7 +34,6 @@ __all__ = [
     "discover",
     "discover_cached",
     "probe_services",
-    "GoogleIdTokens",
     "to_backends",
     "merge_backends",
     "discovery_regions",
@@ -69,45 +69,6 @@ class DiscoveredService:
     @property
     def base_url(self) -> str:
         return self.info.url.rstrip("/") + "/v1"
-
-
-class GoogleIdTokens:
-    """ID tokens for many audiences from one set of ambient credentials, fetched on a thread pool.
-
-    `lib.backends.google_id_token` rebuilds the credentials per call (fine for one backend); discovery
-    needs one token per service, so the credentials are loaded once and re-targeted per audience.
-    """
-
-    def __init__(self, max_workers: int = 32) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="id-token")
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._base: Any = None
-
-    def _request(self) -> Any:
-        if not hasattr(self._local, "request"):
-            import google.auth.transport.requests
-
-            self._local.request = google.auth.transport.requests.Request()
-        return self._local.request
-
-    def _fetch(self, audience: str) -> str:
-        import google.oauth2.id_token
-
-        request = self._request()
-        with self._lock:
-            if self._base is None:
-                self._base = google.oauth2.id_token.fetch_id_token_credentials(audience, request=request)
-        credentials = (self._base.with_target_audience(audience) if hasattr(self._base, "with_target_audience")
-                       else google.oauth2.id_token.fetch_id_token_credentials(audience, request=request))
-        credentials.refresh(request)
-        return credentials.token
-
-    async def __call__(self, audience: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._fetch, audience)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
