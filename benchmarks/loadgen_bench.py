@@ -83,35 +83,54 @@ def engine_trial(root: str, rate: float, seconds: float, client: str, payloads: 
             "failed": s.requests_failed, "holds": holds}
 
 
+def served(root: str) -> float:
+    """Requests the no-op server has answered so far (its own counter: the same yardstick for every client)."""
+    text = httpx.get(f"{root}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("noop_requests_total"))
+
+
 def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int | None) -> dict:
+    """Locust with `rate` users at one request/s each; achieved rate counted by the server after spawning."""
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "locustfile.py"
         locustfile.write_text(LOCUSTFILE.format(body=body))
         users = int(rate)
+        spawn_s = 2.0
         cmd = [str(REPO / ".venv" / "bin" / "locust"), "-f", str(locustfile), "--headless", "-u", str(users),
-               "-r", str(users), "--run-time", f"{seconds + 1:g}s", "--host", root, "--csv", f"{tmp}/out",
-               "--reset-stats", "--only-summary", "--loglevel", "ERROR", "--stop-timeout", "2"]
+               "-r", str(users), "--run-time", f"{spawn_s + seconds + 1:g}s", "--host", root, "--csv", f"{tmp}/out",
+               "--only-summary", "--loglevel", "ERROR", "--stop-timeout", "2"]
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu), *cmd]
-        subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=seconds + 60)
+        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            rows = list(csv.DictReader(open(f"{tmp}/out_stats.csv")))
-        except FileNotFoundError:
-            return {"target_rps": rate, "achieved_rps": 0.0, "achieved_fraction": 0.0, "failed": None, "holds": False}
-    agg = next(r for r in rows if r["Name"] == "Aggregated")
-    achieved = float(agg["Requests/s"])
-    failed = int(agg["Failure Count"])
+            time.sleep(spawn_s)  # all users spawned within the first second; one more to settle
+            n0, t0 = served(root), time.perf_counter()
+            time.sleep(seconds)
+            n1, t1 = served(root), time.perf_counter()
+            proc.wait(timeout=seconds + 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        try:
+            agg = next(r for r in csv.DictReader(open(f"{tmp}/out_stats.csv")) if r["Name"] == "Aggregated")
+            failed = int(agg["Failure Count"])
+            p99 = float(agg["99%"]) if agg.get("99%", "N/A") != "N/A" else None
+        except (FileNotFoundError, StopIteration):
+            failed, p99 = None, None
+    achieved = (n1 - n0) / (t1 - t0)
     return {"target_rps": rate, "achieved_rps": round(achieved, 1), "achieved_fraction": round(achieved / rate, 4),
-            "latency_p99_ms": float(agg["99%"]) if agg.get("99%", "N/A") != "N/A" else None,
-            "failed": failed, "holds": achieved >= 0.99 * rate and failed == 0}
+            "latency_p99_ms": p99, "failed": failed, "holds": achieved >= 0.99 * rate and not failed}
 
 
 def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> tuple[float, list[dict]]:
-    """Climb `rates` until a rate does not hold, then try once halfway between the last good and the bad one."""
+    """Climb `rates` until a rate does not hold (twice), then try halfway between the last good and the bad one."""
     best, results, bad = 0.0, [], None
     for rate in rates:
         result = trial(rate)
         results.append(result)
+        if not result["holds"]:  # other processes share these cores: one retry before calling it a miss
+            result = trial(rate)
+            results.append(result)
         print(f"  {label:<16} {rate:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
               f"lag p99 {result.get('lag_p99_ms', float('nan')):>8.2f} ms  failed {result['failed']}  "
               f"{'holds' if result['holds'] else 'misses'}", flush=True)
@@ -151,7 +170,7 @@ def main() -> None:
     try:
         print(f"no-op server at {root}; client pinned to CPU {client_cpu}, server to CPU {server_cpu}; "
               f"{seconds:g} s per trial; load average {load1:.2f}", flush=True)
-        steps = [1000, 2000, 3000, 4000, 5000, 6500, 8000, 10000]
+        steps = [1000, 2000, 2500, 3000, 3500, 4000, 5000, 6500, 8000]
         out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
             lambda r: engine_trial(root, r, seconds, "aiohttp", small), steps, "engine/aiohttp")
         out["httpx_rps"], out["httpx_trials"] = highest_rate(

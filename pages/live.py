@@ -77,10 +77,11 @@ with st.form("profile"):
     rate_to = c5.number_input("Rate to / steady rate (req/s)", min_value=0.0, value=100.0, step=1.0)
     duration = c6.number_input("Duration (s)", min_value=1.0, max_value=3600.0, value=60.0, step=5.0)
     concurrency = c7.number_input("Concurrency (closed loop)", min_value=1, max_value=1024, value=8)
-    c8, c9, c10 = st.columns(3)
+    c8, c9, c10, c11 = st.columns(4)
     use_photos = c8.toggle("Send pet photos", value=settings.pets_dir is not None)
     max_images = c9.number_input("Photos to cycle through", min_value=1, max_value=1000, value=32)
-    timeout_s = c10.number_input("Per-request timeout (s)", min_value=0.5, value=30.0)
+    max_side = c10.number_input("Longest side sent (px)", min_value=64, max_value=4096, value=settings.max_image_side)
+    timeout_s = c11.number_input("Per-request timeout (s)", min_value=0.5, value=30.0)
     start = st.form_submit_button("Start", type="primary", disabled=running)
 
 if st.button("Stop", disabled=not running):
@@ -99,7 +100,7 @@ if start:
         if use_photos:
             if settings.pets_dir is None:
                 raise UserError("set PETS_DIR to send pet photos, or switch 'Send pet photos' off")
-            payloads = photo_payloads(str(settings.pets_dir), backend.model, settings.max_image_side, int(max_images))
+            payloads = photo_payloads(str(settings.pets_dir), backend.model, int(max_side), int(max_images))
         else:
             payloads = (text_payload(backend.model),)
         if backend.auth != "none":

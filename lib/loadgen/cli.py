@@ -40,6 +40,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--backend", help="a backend name from models.toml instead of --url/--model")
     target.add_argument("--images", help="folder of photos to send (default: PETS_DIR)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
+    target.add_argument("--max-side", type=int, help="longest side of the photos sent, px (default MAX_IMAGE_SIDE)")
     target.add_argument("--text", action="store_true", help="send a tiny text-only request instead of photos")
     target.add_argument("--constrained", action="store_true", help="ask for the JSON-schema constrained answer")
     load = parser.add_argument_group("load")
@@ -115,7 +116,10 @@ def payloads_from_args(args: argparse.Namespace, model: str) -> tuple[Payload, .
     folder = args.images or settings.pets_dir
     if folder is None:
         raise UserError("give --images DIR (a folder of photos) or set PETS_DIR; or --text for a text-only request")
-    return tuple(prepare_payloads(folder, model, max_side=settings.max_image_side, constrained=args.constrained,
+    max_side = args.max_side or settings.max_image_side
+    if not 16 <= max_side <= 4096:
+        raise UserError(f"--max-side must be between 16 and 4096 px, got {max_side}")
+    return tuple(prepare_payloads(folder, model, max_side=max_side, constrained=args.constrained,
                                   limit=args.max_images))
 
 
@@ -185,7 +189,7 @@ def run_command(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         run.stop()
-    summary = summarize_file(plan.out_path) if run.stopped else run._summary()
+    summary = summarize_file(plan.out_path) if run.stopped else run.summary()
     _emit(summary, records_path=str(plan.out_path), url=plan.url, model=plan.model, task_index=plan.task_index)
     if run.stopped:
         print("interrupted: the records so far are kept and summarised above", file=sys.stderr)
@@ -218,7 +222,8 @@ def job_command(args: argparse.Namespace) -> int:
     load_args = ["loadgen", "--mode", args.mode, "--duration", f"{args.duration:g}", "--seed", str(args.seed)]
     for flag, value in (("--url", args.url), ("--model", args.model), ("--backend", args.backend),
                         ("--rate", args.rate), ("--ramp", args.ramp), ("--concurrency", args.concurrency),
-                        ("--max-requests", args.max_requests), ("--max-images", args.max_images)):
+                        ("--max-requests", args.max_requests), ("--max-images", args.max_images),
+                        ("--max-side", args.max_side)):
         if value is not None:
             load_args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.warmup:

@@ -292,12 +292,13 @@ class LoadRun:
             await sender.aclose()
             if plan.young_gc_only:
                 gc.unfreeze()
-        result = LoadResult(self._summary(), plan.out_path, header)
+        result = LoadResult(self.summary(), plan.out_path, header)
         if cancelled:
             raise asyncio.CancelledError
         return result
 
-    def _summary(self) -> LoadSummary:
+    def summary(self) -> LoadSummary:
+        """Figures for the records so far (the whole run once it has finished)."""
         p = self.plan.profile
         stopped = self._stop.is_set()
         measured_s = p.duration_s

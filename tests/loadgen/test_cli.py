@@ -45,13 +45,17 @@ def test_ctrl_c_half_way_keeps_and_summarises_the_records(noop, tmp_path):
          "--out", str(out), "--rate", "20", "--duration", "30"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(2.0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # half-way: once some answers are on disk (flushed as it goes)
+        if out.exists() and len(out.read_text().splitlines()) > 6:
+            break
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
-    assert summary["interrupted"] and summary["requests_ok"] >= 10 and summary["requests_interrupted"] >= 1
+    assert summary["interrupted"] and summary["requests_ok"] >= 5 and summary["requests_interrupted"] >= 1
     assert len(read_run(out).records) == summary["requests_sent"]
 
 
