@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 from urllib.parse import urlparse
@@ -13,6 +14,7 @@ import streamlit as st
 from lib import monitoring
 from lib.errors import UserError
 from lib.loadgen import BackgroundLoad, LoadPlan, LoadProfile, Ramp, chat_url, prepare_payloads, text_payload, timeline
+from lib.loadgen.engine import backend_headers
 from lib.loadgen.store import local_records_dir, new_load_run_id, save_run
 from lib.registry import Backend, load_registry
 from lib.settings import load_settings
@@ -103,14 +105,7 @@ if start:
             payloads = photo_payloads(str(settings.pets_dir), backend.model, int(max_side), int(max_images))
         else:
             payloads = (text_payload(backend.model),)
-        if backend.auth != "none":
-            import asyncio
-
-            from lib.loadgen.engine import backend_headers
-
-            headers = asyncio.run(backend_headers(backend))
-        else:
-            headers = {}
+        headers = asyncio.run(backend_headers(backend)) if backend.auth != "none" else {}
         run_id = new_load_run_id(backend.name)
         plan = LoadPlan(url=chat_url(backend.base_url), model=backend.model, profile=profile, payloads=payloads,
                         out_path=local_records_dir(settings.cache_dir) / f"{run_id}.jsonl", timeout_s=timeout_s,

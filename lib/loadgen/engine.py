@@ -120,7 +120,8 @@ class AiohttpSender:
         self.headers = {"Content-Type": "application/json", **headers}
         self._connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections)
         self._session = aiohttp.ClientSession(
-            connector=self._connector, timeout=aiohttp.ClientTimeout(total=timeout_s), skip_auto_headers=("User-Agent",)
+            connector=self._connector, timeout=aiohttp.ClientTimeout(total=timeout_s), headers=self.headers,
+            skip_auto_headers=("User-Agent",),
         )
 
     async def aclose(self) -> None:
@@ -130,7 +131,7 @@ class AiohttpSender:
         first_byte = None
         status = None
         try:
-            async with self._session.post(self.url, data=body, headers=self.headers) as resp:
+            async with self._session.post(self.url, data=body) as resp:
                 first_byte = perf_counter()
                 status = resp.status
                 data = await resp.read()
@@ -266,12 +267,15 @@ class LoadRun:
         plan = self.plan
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self.started_unix_s = time.time()
+        header = self.header()
+        try:
+            writer = RecordWriter(plan.out_path, header)
+        except OSError as exc:
+            raise UserError(f"cannot write the records file {plan.out_path}: {exc.strerror or exc}") from None
         sender_cls = AiohttpSender if plan.client == "aiohttp" else HttpxSender
         sender = sender_cls(plan.url, plan.headers, max_connections=plan.max_connections, timeout_s=plan.timeout_s)
-        self.started_unix_s = time.time()
         self._start = perf_counter()
-        header = self.header()
-        writer = RecordWriter(plan.out_path, header)
         flusher = asyncio.create_task(self._flush_loop(writer))
         in_flight: set[asyncio.Task] = set()
         cancelled = False

@@ -148,3 +148,10 @@ async def test_stop_before_the_first_send_still_writes_a_header(noop, tmp_path):
     run.stop()
     result = await asyncio.wait_for(task, 5)
     assert result.summary.interrupted and read_run(result.records_path).header.mode == "constant"
+
+
+async def test_an_unwritable_records_file_is_a_clear_message(noop, tmp_path):
+    (tmp_path / "file").write_text("")
+    p = plan(noop, tmp_path)
+    with pytest.raises(UserError, match="cannot write the records file"):
+        await run_load(LoadPlan(**{**p.__dict__, "out_path": tmp_path / "file" / "run.jsonl"}))
