@@ -94,13 +94,14 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=259)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--server-args", default="", help='extra serve-local arguments, e.g. "--workers 2 --threads 1"')
     args = parser.parse_args()
     pets = load_settings().pets_dir or Path(__file__).resolve().parents[2] / "shared" / "pets"
     photos = [p.path.read_bytes() for p in list_photos(pets, limit=args.photos)]
 
     port = free_port()
     start = time.perf_counter()
-    proc = start_local_server("127.0.0.1", port)
+    proc = start_local_server("127.0.0.1", port, *args.server_args.split())
     ready_s = time.perf_counter() - start
     url = f"http://127.0.0.1:{port}/v1"
     try:
