@@ -84,6 +84,10 @@ with st.form("profile"):
     max_images = c9.number_input("Photos to cycle through", min_value=1, max_value=1000, value=32)
     max_side = c10.number_input("Longest side sent (px)", min_value=64, max_value=4096, value=settings.max_image_side)
     timeout_s = c11.number_input("Per-request timeout (s)", min_value=0.5, value=30.0)
+    c12, c13 = st.columns(2)
+    server_source = c12.selectbox("Server figures from", ["auto", "/metrics", "Cloud Monitoring"],
+                                  help="auto: /metrics for a loopback backend, Cloud Monitoring otherwise")
+    service_name = c13.text_input("Cloud Run service (for Cloud Monitoring; blank: guessed from the URL)")
     start = st.form_submit_button("Start", type="primary", disabled=running)
 
 if st.button("Stop", disabled=not running):
@@ -111,7 +115,10 @@ if start:
                         out_path=local_records_dir(settings.cache_dir) / f"{run_id}.jsonl", timeout_s=timeout_s,
                         headers=headers)
         state["live_load"] = BackgroundLoad(plan).start()
-        state["live_meta"] = {"run_id": run_id, "backend": backend.name, "saved": None, "started": time.time()}
+        if server_source == "auto":
+            server_source = "/metrics" if is_local(backend) else "Cloud Monitoring"
+        state["live_meta"] = {"run_id": run_id, "backend": backend.name, "saved": None, "started": time.time(),
+                              "server": server_source, "service": service_name or cloud_run_service(backend)}
         state["live_server"] = []
         state.pop("live_scrape", None)
         st.rerun()
@@ -119,9 +126,9 @@ if start:
         st.error(str(exc))
 
 
-def server_panel(backend: Backend, elapsed_s: float) -> None:
+def server_panel(backend: Backend, elapsed_s: float, source: str, service: str) -> None:
     """Server-side figures: the backend's /metrics when it is local, Cloud Monitoring for Cloud Run."""
-    if is_local(backend):
+    if source == "/metrics":
         url = backend.base_url.rstrip("/").removesuffix("/v1") + "/metrics"
         try:
             cur = monitoring.scrape(url, timeout_s=1.0)
@@ -144,7 +151,6 @@ def server_panel(backend: Backend, elapsed_s: float) -> None:
                                                     "latency_p99_ms": "p99"}, "Server: latency", "ms"),
                         key="srv_latency")
         return
-    service = st.text_input("Cloud Run service", value=cloud_run_service(backend), key="live_service")
     if not settings.google_cloud_project:
         st.info("Set GOOGLE_CLOUD_PROJECT to chart Cloud Monitoring figures for this service.")
         return
@@ -154,7 +160,7 @@ def server_panel(backend: Backend, elapsed_s: float) -> None:
         st.warning(str(exc))
         return
     age = "no points yet" if m.newest_point_age_s is None else f"newest point {m.newest_point_age_s:.0f} s old"
-    st.caption(f"Cloud Monitoring, last 15 minutes ({age}; Cloud Monitoring lags by a minute or more). "
+    st.caption(f"Cloud Monitoring for service {service}, last 15 minutes ({age}; Cloud Monitoring lags by a minute or more). "
                + " ".join(m.notes))
     rows = []
     for state_name, points in m.instances_by_state.items():
@@ -214,7 +220,7 @@ def live_panel() -> None:
                         key="client_latency")
     backend = next((b for b in registry() if b.name == meta["backend"]), None)
     if backend is not None:
-        server_panel(backend, elapsed)
+        server_panel(backend, elapsed, meta["server"], meta["service"])
     if not load.done:
         st.caption("Running… charts refresh every 2 s.")
         return

@@ -8,6 +8,7 @@ project "no-access". Tests point the production `MetricServiceClient` at it via 
 from __future__ import annotations
 
 import re
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -113,9 +114,10 @@ class FakeMonitoring:
                           "Permission monitoring.timeSeries.list denied (or the resource may not exist).")
 
 
-def demo_data(fake: FakeMonitoring) -> None:
-    """A GPU service `gemma` over the last three minutes before NOW, and a service `cpu-only` without GPU data."""
-    t1, t2, t3 = NOW - 180, NOW - 120, NOW - 60
+def demo_data(fake: FakeMonitoring, now: float = NOW) -> None:
+    """A GPU service `gemma` over the three minutes before `now`, and a service `cpu-only` without GPU data."""
+    fake.now = now
+    t1, t2, t3 = now - 180, now - 120, now - 60
     fake.series += [
         series("run.googleapis.com/container/instance_count", "gemma", [(t1, t1, 1), (t2, t2, 2), (t3, t3, 3)],
                kind="GAUGE", value_type="INT64", labels={"state": "active"}),
@@ -137,7 +139,7 @@ def demo_data(fake: FakeMonitoring) -> None:
         series(GPU, "gemma", [(t3, t3, 0.8)], kind="GAUGE", value_type="DOUBLE", revision="r2"),
         series(GPU_MEMORY, "gemma", [(t3, t3, 0.95)], kind="GAUGE", value_type="DOUBLE"),
         series("run.googleapis.com/container/billable_instance_time", "gemma",
-               [(t1 - 60, t1, 45.0), (t1, t2, 60.0), (NOW - 7200, NOW - 7140, 999.0)], kind="DELTA",
+               [(t1 - 60, t1, 45.0), (t1, t2, 60.0), (now - 7200, now - 7140, 999.0)], kind="DELTA",
                value_type="DOUBLE"),
     ]
     for metric_type, unit, text in ((GPU, "10^2.%", "GPU utilization of the container instance"),
@@ -151,10 +153,13 @@ def demo_data(fake: FakeMonitoring) -> None:
 
 
 @pytest.fixture()
-def fake_monitoring(monkeypatch: pytest.MonkeyPatch) -> FakeMonitoring:
-    """Start the gRPC server on a free loopback port and point MONITORING_API_ENDPOINT at it."""
+def fake_monitoring(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeMonitoring:
+    """Start the gRPC server on a free loopback port and point MONITORING_API_ENDPOINT at it.
+
+    Data is dated before a fixed NOW, or before the present with `@pytest.mark.parametrize(..., indirect)`
+    passing "present"."""
     fake = FakeMonitoring()
-    demo_data(fake)
+    demo_data(fake, time.time() if getattr(request, "param", None) == "present" else NOW)
     handler = grpc.method_handlers_generic_handler("google.monitoring.v3.MetricService", {
         "ListTimeSeries": grpc.unary_unary_rpc_method_handler(
             fake.list_time_series, request_deserializer=metric_service.ListTimeSeriesRequest.deserialize,
