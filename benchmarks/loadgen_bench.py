@@ -33,7 +33,7 @@ from lib.loadgen.engine import LoadPlan, chat_url, prepare_payloads, run_load, t
 from lib.loadgen.schedule import LoadProfile  # noqa: E402
 from lib.settings import load_settings  # noqa: E402
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 from locust import FastHttpUser, constant_throughput, task
 
 BODY = {body!r}
@@ -45,7 +45,7 @@ class NoopUser(FastHttpUser):
     @task
     def chat(self):
         self.client.post("/v1/chat/completions", data=BODY, headers={{"Content-Type": "application/json"}})
-'''
+"""
 
 
 def free_port() -> int:
@@ -72,21 +72,35 @@ def start_server(cpu: int | None) -> tuple[subprocess.Popen, str]:
 
 
 def engine_trial(root: str, rate: float, seconds: float, client: str, payloads: tuple) -> dict:
-    plan = LoadPlan(url=chat_url(f"{root}/v1"), model="noop", client=client, payloads=payloads,
-                    profile=LoadProfile(mode="poisson", rate_rps=rate, duration_s=seconds, warmup_s=0.5, seed=1),
-                    out_path=Path(tempfile.gettempdir()) / f"loadgen-bench-{os.getpid()}.jsonl", timeout_s=10)
+    plan = LoadPlan(
+        url=chat_url(f"{root}/v1"),
+        model="noop",
+        client=client,
+        payloads=payloads,
+        profile=LoadProfile(mode="poisson", rate_rps=rate, duration_s=seconds, warmup_s=0.5, seed=1),
+        out_path=Path(tempfile.gettempdir()) / f"loadgen-bench-{os.getpid()}.jsonl",
+        timeout_s=10,
+    )
     s = asyncio.run(run_load(plan)).summary
     lag = s.schedule_lag_ms.p99_ms if s.schedule_lag_ms else float("inf")
     holds = (s.achieved_fraction or 0) >= 0.99 and lag < 10 and s.requests_failed == 0
-    return {"target_rps": rate, "achieved_rps": s.achieved_rate_rps, "achieved_fraction": s.achieved_fraction,
-            "lag_p99_ms": lag, "latency_p99_ms": s.latency_ms.p99_ms if s.latency_ms else None,
-            "failed": s.requests_failed, "holds": holds}
+    return {
+        "target_rps": rate,
+        "achieved_rps": s.achieved_rate_rps,
+        "achieved_fraction": s.achieved_fraction,
+        "lag_p99_ms": lag,
+        "latency_p99_ms": s.latency_ms.p99_ms if s.latency_ms else None,
+        "failed": s.requests_failed,
+        "holds": holds,
+    }
 
 
 def served(root: str) -> float:
-    """Requests the no-op server has answered so far (its own counter: the same yardstick for every client)."""
+    """Requests the no-op server has answered so far: the same yardstick for every client."""
     text = httpx.get(f"{root}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("noop_requests_total"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("noop_requests_total")
+    )
 
 
 def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int | None) -> dict:
@@ -96,9 +110,27 @@ def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int |
         locustfile.write_text(LOCUSTFILE.format(body=body))
         users = int(rate)
         spawn_s = 2.0
-        cmd = [str(REPO / ".venv" / "bin" / "locust"), "-f", str(locustfile), "--headless", "-u", str(users),
-               "-r", str(users), "--run-time", f"{spawn_s + seconds + 1:g}s", "--host", root, "--csv", f"{tmp}/out",
-               "--only-summary", "--loglevel", "ERROR", "--stop-timeout", "2"]
+        cmd = [
+            str(REPO / ".venv" / "bin" / "locust"),
+            "-f",
+            str(locustfile),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--run-time",
+            f"{spawn_s + seconds + 1:g}s",
+            "--host",
+            root,
+            "--csv",
+            f"{tmp}/out",
+            "--only-summary",
+            "--loglevel",
+            "ERROR",
+            "--stop-timeout",
+            "2",
+        ]
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -118,12 +150,18 @@ def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int |
         except (FileNotFoundError, StopIteration):
             failed, p99 = None, None
     achieved = (n1 - n0) / (t1 - t0)
-    return {"target_rps": rate, "achieved_rps": round(achieved, 1), "achieved_fraction": round(achieved / rate, 4),
-            "latency_p99_ms": p99, "failed": failed, "holds": achieved >= 0.99 * rate and not failed}
+    return {
+        "target_rps": rate,
+        "achieved_rps": round(achieved, 1),
+        "achieved_fraction": round(achieved / rate, 4),
+        "latency_p99_ms": p99,
+        "failed": failed,
+        "holds": achieved >= 0.99 * rate and not failed,
+    }
 
 
 def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> tuple[float, list[dict]]:
-    """Climb `rates` until a rate does not hold (twice), then try halfway between the last good and the bad one."""
+    """Climb `rates` until one does not hold (twice), then try halfway between the last good and bad."""
     best, results, bad = 0.0, [], None
     for rate in rates:
         result = trial(rate)
@@ -131,9 +169,12 @@ def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> 
         if not result["holds"]:  # other processes share these cores: one retry before calling it a miss
             result = trial(rate)
             results.append(result)
-        print(f"  {label:<16} {rate:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
-              f"lag p99 {result.get('lag_p99_ms', float('nan')):>8.2f} ms  failed {result['failed']}  "
-              f"{'holds' if result['holds'] else 'misses'}", flush=True)
+        print(
+            f"  {label:<16} {rate:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
+            f"lag p99 {result.get('lag_p99_ms', float('nan')):>8.2f} ms  failed {result['failed']}  "
+            f"{'holds' if result['holds'] else 'misses'}",
+            flush=True,
+        )
         if not result["holds"]:
             bad = rate
             break
@@ -142,17 +183,24 @@ def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> 
         mid = round((best + bad) / 2, -1)
         result = trial(mid)
         results.append(result)
-        print(f"  {label:<16} {mid:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
-              f"{'holds' if result['holds'] else 'misses'}", flush=True)
+        print(
+            f"  {label:<16} {mid:>8.0f}/s -> {result['achieved_rps']:>8.1f}/s "
+            f"{'holds' if result['holds'] else 'misses'}",
+            flush=True,
+        )
         if result["holds"]:
             best = mid
     return best, results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter trials (about a minute in all)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin client and server to separate cores")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin client and server to separate cores"
+    )
     parser.add_argument("--skip-locust", action="store_true")
     parser.add_argument("--skip-images", action="store_true")
     args = parser.parse_args()
@@ -165,22 +213,36 @@ def main() -> None:
         os.sched_setaffinity(0, {client_cpu})
     small = (text_payload("noop"),)
     load1 = os.getloadavg()[0]
-    out: dict = {"trial_s": seconds, "pinned": pin, "load_avg_1m_at_start": round(load1, 2),
-                 "criteria": "achieved >= 99% of target, p99 schedule lag < 10 ms, no failures"}
+    out: dict = {
+        "trial_s": seconds,
+        "pinned": pin,
+        "load_avg_1m_at_start": round(load1, 2),
+        "criteria": "achieved >= 99% of target, p99 schedule lag < 10 ms, no failures",
+    }
     try:
-        print(f"no-op server at {root}; client pinned to CPU {client_cpu}, server to CPU {server_cpu}; "
-              f"{seconds:g} s per trial; load average {load1:.2f}", flush=True)
+        print(
+            f"no-op server at {root}; client pinned to CPU {client_cpu}, server to CPU {server_cpu}; "
+            f"{seconds:g} s per trial; load average {load1:.2f}",
+            flush=True,
+        )
         steps = [1000, 2000, 2500, 3000, 3500, 4000, 5000, 6500, 8000]
         out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
-            lambda r: engine_trial(root, r, seconds, "aiohttp", small), steps, "engine/aiohttp")
+            lambda r: engine_trial(root, r, seconds, "aiohttp", small), steps, "engine/aiohttp"
+        )
         out["httpx_rps"], out["httpx_trials"] = highest_rate(
-            lambda r: engine_trial(root, r, seconds, "httpx", small), [250, 500, 1000, 1500, 2000, 3000, 4000],
-            "engine/httpx")
+            lambda r: engine_trial(root, r, seconds, "httpx", small),
+            [250, 500, 1000, 1500, 2000, 3000, 4000],
+            "engine/httpx",
+        )
         if not args.skip_locust:
             out["locust_rps"], out["locust_trials"] = highest_rate(
                 lambda r: locust_trial(root, r, seconds, small[0].body, client_cpu),
-                [250, 500, 750, 1000, 1500, 2000, 3000], "locust")
-            out["ratio_vs_locust"] = round(out["aiohttp_rps"] / out["locust_rps"], 2) if out["locust_rps"] else None
+                [250, 500, 750, 1000, 1500, 2000, 3000],
+                "locust",
+            )
+            out["ratio_vs_locust"] = (
+                round(out["aiohttp_rps"] / out["locust_rps"], 2) if out["locust_rps"] else None
+            )
         if not args.skip_images:
             pets = load_settings().pets_dir or REPO.parent / "shared" / "pets"
             if Path(pets).is_dir():
@@ -191,7 +253,9 @@ def main() -> None:
                 out["image_encode_s"] = round(time.perf_counter() - t, 2)
                 out["images_rps"], out["images_trials"] = highest_rate(
                     lambda r: engine_trial(root, r, seconds, "aiohttp", photos),
-                    [250, 500, 1000, 1500, 2000, 3000, 4000], "engine/images")
+                    [250, 500, 1000, 1500, 2000, 3000, 4000],
+                    "engine/images",
+                )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -202,8 +266,10 @@ def main() -> None:
     if "locust_rps" in out:
         print(f"{'locust FastHttpUser':<28}{out['locust_rps']:>28.0f}   (ratio {out['ratio_vs_locust']})")
     if "images_rps" in out:
-        print(f"{'engine, pet photos':<28}{out['images_rps']:>28.0f}   "
-              f"({out['image_payloads']} photos, {out['image_body_kib_mean']} KiB/body)")
+        print(
+            f"{'engine, pet photos':<28}{out['images_rps']:>28.0f}   "
+            f"({out['image_payloads']} photos, {out['image_body_kib_mean']} KiB/body)"
+        )
     print(json.dumps(out))
 
 

@@ -19,10 +19,24 @@ from lib.errors import UserError
 from lib.settings import Settings, load_settings
 
 __all__ = [
-    "Point", "ServiceMetrics", "GpuMetric", "MonitoringError", "make_client", "find_gpu_metrics",
-    "service_metrics", "billable_instance_seconds", "distribution_percentile",
-    "Scrape", "LocalMetrics", "scrape", "local_metrics",
-    "INSTANCE_COUNT", "REQUEST_COUNT", "REQUEST_LATENCIES", "BILLABLE_TIME", "GPU_PREFIX",
+    "Point",
+    "ServiceMetrics",
+    "GpuMetric",
+    "MonitoringError",
+    "make_client",
+    "find_gpu_metrics",
+    "service_metrics",
+    "billable_instance_seconds",
+    "distribution_percentile",
+    "Scrape",
+    "LocalMetrics",
+    "scrape",
+    "local_metrics",
+    "INSTANCE_COUNT",
+    "REQUEST_COUNT",
+    "REQUEST_LATENCIES",
+    "BILLABLE_TIME",
+    "GPU_PREFIX",
 ]
 
 INSTANCE_COUNT = "run.googleapis.com/container/instance_count"  # GAUGE INT64, metric label `state`
@@ -70,7 +84,7 @@ class ServiceMetrics:
 
 
 def make_client(settings: Settings | None = None) -> Any:
-    """A `MetricServiceClient`: Google's endpoint with ambient credentials, or MONITORING_API_ENDPOINT (insecure)."""
+    """A `MetricServiceClient`: Google with ambient credentials, or MONITORING_API_ENDPOINT (insecure)."""
     from google.cloud import monitoring_v3
 
     settings = settings or load_settings()
@@ -88,7 +102,8 @@ def make_client(settings: Settings | None = None) -> Any:
         return monitoring_v3.MetricServiceClient()
     except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
         raise MonitoringError(
-            f"no Google Cloud credentials for Cloud Monitoring ({exc}); run `gcloud auth application-default login`"
+            f"no Google Cloud credentials for Cloud Monitoring ({exc}); "
+            "run `gcloud auth application-default login`"
         ) from None
 
 
@@ -103,7 +118,9 @@ def _call(what: str, project: str, fn: Any, *args: Any, **kwargs: Any) -> list[A
             f"roles/monitoring.viewer (monitoring.timeSeries.list) there"
         ) from None
     except gexc.NotFound:
-        raise MonitoringError(f"project {project!r} not found by Cloud Monitoring; check GOOGLE_CLOUD_PROJECT") from None
+        raise MonitoringError(
+            f"project {project!r} not found by Cloud Monitoring; check GOOGLE_CLOUD_PROJECT"
+        ) from None
     except gexc.GoogleAPICallError as exc:
         raise MonitoringError(f"Cloud Monitoring {what} failed: {exc.message or exc}") from None
 
@@ -118,8 +135,10 @@ def find_gpu_metrics(client: Any, project: str) -> list[GpuMetric]:
         return value.name if hasattr(value, "name") else enum.Name(value)
 
     kinds, values = metric_pb2.MetricDescriptor.MetricKind, metric_pb2.MetricDescriptor.ValueType
-    return [GpuMetric(d.type, name(kinds, d.metric_kind), name(values, d.value_type), d.unit, d.description)
-            for d in found]
+    return [
+        GpuMetric(d.type, name(kinds, d.metric_kind), name(values, d.value_type), d.unit, d.description)
+        for d in found
+    ]
 
 
 def pick_gpu_utilization(metrics: Iterable[GpuMetric]) -> GpuMetric | None:
@@ -128,7 +147,9 @@ def pick_gpu_utilization(metrics: Iterable[GpuMetric]) -> GpuMetric | None:
     return sorted(candidates, key=lambda m: len(m.type))[0] if candidates else None
 
 
-def _series(client: Any, project: str, metric_type: str, service: str, start_s: float, end_s: float) -> list[Any]:
+def _series(
+    client: Any, project: str, metric_type: str, service: str, start_s: float, end_s: float
+) -> list[Any]:
     from google.cloud import monitoring_v3
 
     interval = monitoring_v3.TimeInterval(
@@ -136,8 +157,10 @@ def _series(client: Any, project: str, metric_type: str, service: str, start_s: 
     )
     request = monitoring_v3.ListTimeSeriesRequest(
         name=f"projects/{project}",
-        filter=(f'metric.type = "{metric_type}" AND resource.type = "cloud_run_revision" '
-                f'AND resource.labels.service_name = "{service}"'),
+        filter=(
+            f'metric.type = "{metric_type}" AND resource.type = "cloud_run_revision" '
+            f'AND resource.labels.service_name = "{service}"'
+        ),
         interval=interval,
         view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
     )
@@ -189,7 +212,7 @@ def bucket_bounds(options: Any, n_buckets: int) -> list[tuple[float, float]]:
     bounds = [(-math.inf, edges[0] if edges else math.inf)]
     bounds += list(zip(edges[:-1], edges[1:]))
     bounds.append((edges[-1] if edges else math.inf, math.inf))
-    return bounds[:max(n_buckets, 1)] if n_buckets else bounds
+    return bounds[: max(n_buckets, 1)] if n_buckets else bounds
 
 
 def distribution_percentile(bounds: list[tuple[float, float]], counts: list[int], q: float) -> float | None:
@@ -235,8 +258,9 @@ def _latency_percentiles(series: Iterable[Any]) -> dict[str, list[Point]]:
     return out
 
 
-def service_metrics(client: Any, project: str, service: str, *, window_s: float = 900,
-                    now_s: float | None = None) -> ServiceMetrics:
+def service_metrics(
+    client: Any, project: str, service: str, *, window_s: float = 900, now_s: float | None = None
+) -> ServiceMetrics:
     """Instances by state, request rate, latency percentiles and GPU utilisation over the last `window_s`."""
     if not project:
         raise MonitoringError("set GOOGLE_CLOUD_PROJECT to read Cloud Monitoring")
@@ -274,9 +298,19 @@ def service_metrics(client: Any, project: str, service: str, *, window_s: float 
             newest.append(pts[-1].t_unix_s)
     age = now_s - max(newest) if newest else None
     if age is None:
-        notes.append("no points yet: Cloud Monitoring shows Cloud Run metrics a minute or more after the fact")
-    return ServiceMetrics(service, instances, _points(rate), latency, None if gpu is None else gpu.type,
-                          gpu_points, None if age is None else round(age, 1), tuple(notes))
+        notes.append(
+            "no points yet: Cloud Monitoring shows Cloud Run metrics a minute or more after the fact"
+        )
+    return ServiceMetrics(
+        service,
+        instances,
+        _points(rate),
+        latency,
+        None if gpu is None else gpu.type,
+        gpu_points,
+        None if age is None else round(age, 1),
+        tuple(notes),
+    )
 
 
 def billable_instance_seconds(client: Any, project: str, service: str, start_s: float, end_s: float) -> float:
@@ -361,5 +395,13 @@ def local_metrics(prev: Scrape, cur: Scrape) -> LocalMetrics:
         v = distribution_percentile(bounds, counts, q)
         return None if v is None or math.isinf(v) else v * 1000
 
-    return LocalMetrics(cur.t_unix_s, max(ok, 0.0) / dt, max(errors, 0.0) / dt, pct(50), pct(95), pct(99),
-                        cur.total("vllm:num_requests_running"), cur.total("vllm:num_requests_waiting"))
+    return LocalMetrics(
+        cur.t_unix_s,
+        max(ok, 0.0) / dt,
+        max(errors, 0.0) / dt,
+        pct(50),
+        pct(95),
+        pct(99),
+        cur.total("vllm:num_requests_running"),
+        cur.total("vllm:num_requests_waiting"),
+    )

@@ -13,7 +13,16 @@ import streamlit as st
 
 from lib import monitoring
 from lib.errors import UserError
-from lib.loadgen import BackgroundLoad, LoadPlan, LoadProfile, Ramp, chat_url, prepare_payloads, text_payload, timeline
+from lib.loadgen import (
+    BackgroundLoad,
+    LoadPlan,
+    LoadProfile,
+    Ramp,
+    chat_url,
+    prepare_payloads,
+    text_payload,
+    timeline,
+)
 from lib.loadgen.engine import backend_headers
 from lib.loadgen.store import local_records_dir, new_load_run_id, save_run
 from lib.registry import Backend, load_registry
@@ -53,14 +62,22 @@ def line_chart(df: pd.DataFrame, x: str, ys: dict[str, str], title: str, y_title
     for column, name in ys.items():
         if column in df and df[column].notna().any():
             fig.add_trace(go.Scatter(x=df[x], y=df[column], mode="lines+markers", name=name))
-    fig.update_layout(title=title, xaxis_title="seconds since start", yaxis_title=y_title, height=300,
-                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    fig.update_layout(
+        title=title,
+        xaxis_title="seconds since start",
+        yaxis_title=y_title,
+        height=300,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h"),
+    )
     return fig
 
 
 st.title("Live load")
-st.caption("Open-loop load from the dashboard's own load generator; client figures from every request, "
-           "server figures from the backend's /metrics (local) or Cloud Monitoring (Cloud Run).")
+st.caption(
+    "Open-loop load from the dashboard's own load generator; client figures from every request, "
+    "server figures from the backend's /metrics (local) or Cloud Monitoring (Cloud Run)."
+)
 
 backends = registry()
 names = [b.name for b in backends]
@@ -82,11 +99,16 @@ with st.form("profile"):
     c8, c9, c10, c11 = st.columns(4)
     use_photos = c8.toggle("Send pet photos", value=settings.pets_dir is not None)
     max_images = c9.number_input("Photos to cycle through", min_value=1, max_value=1000, value=32)
-    max_side = c10.number_input("Longest side sent (px)", min_value=64, max_value=4096, value=settings.max_image_side)
+    max_side = c10.number_input(
+        "Longest side sent (px)", min_value=64, max_value=4096, value=settings.max_image_side
+    )
     timeout_s = c11.number_input("Per-request timeout (s)", min_value=0.5, value=30.0)
     c12, c13 = st.columns(2)
-    server_source = c12.selectbox("Server figures from", ["auto", "/metrics", "Cloud Monitoring"],
-                                  help="auto: /metrics for a loopback backend, Cloud Monitoring otherwise")
+    server_source = c12.selectbox(
+        "Server figures from",
+        ["auto", "/metrics", "Cloud Monitoring"],
+        help="auto: /metrics for a loopback backend, Cloud Monitoring otherwise",
+    )
     service_name = c13.text_input("Cloud Run service (for Cloud Monitoring; blank: guessed from the URL)")
     start = st.form_submit_button("Start", type="primary", disabled=running)
 
@@ -111,14 +133,26 @@ if start:
             payloads = (text_payload(backend.model),)
         headers = asyncio.run(backend_headers(backend)) if backend.auth != "none" else {}
         run_id = new_load_run_id(backend.name)
-        plan = LoadPlan(url=chat_url(backend.base_url), model=backend.model, profile=profile, payloads=payloads,
-                        out_path=local_records_dir(settings.cache_dir) / f"{run_id}.jsonl", timeout_s=timeout_s,
-                        headers=headers)
+        plan = LoadPlan(
+            url=chat_url(backend.base_url),
+            model=backend.model,
+            profile=profile,
+            payloads=payloads,
+            out_path=local_records_dir(settings.cache_dir) / f"{run_id}.jsonl",
+            timeout_s=timeout_s,
+            headers=headers,
+        )
         state["live_load"] = BackgroundLoad(plan).start()
         if server_source == "auto":
             server_source = "/metrics" if is_local(backend) else "Cloud Monitoring"
-        state["live_meta"] = {"run_id": run_id, "backend": backend.name, "saved": None, "started": time.time(),
-                              "server": server_source, "service": service_name or cloud_run_service(backend)}
+        state["live_meta"] = {
+            "run_id": run_id,
+            "backend": backend.name,
+            "saved": None,
+            "started": time.time(),
+            "server": server_source,
+            "service": service_name or cloud_run_service(backend),
+        }
         state["live_server"] = []
         state.pop("live_scrape", None)
         st.rerun()
@@ -145,11 +179,26 @@ def server_panel(backend: Backend, elapsed_s: float, source: str, service: str) 
             st.caption(f"Reading {url} every refresh…")
             return
         s1, s2 = st.columns(2)
-        s1.plotly_chart(line_chart(history, "t_s", {"request_rate_rps": "answered/s", "error_rate_rps": "errors/s"},
-                                   "Server: requests/s (from /metrics)", "req/s"), key="srv_rate")
-        s2.plotly_chart(line_chart(history, "t_s", {"latency_p50_ms": "p50", "latency_p95_ms": "p95",
-                                                    "latency_p99_ms": "p99"}, "Server: latency", "ms"),
-                        key="srv_latency")
+        s1.plotly_chart(
+            line_chart(
+                history,
+                "t_s",
+                {"request_rate_rps": "answered/s", "error_rate_rps": "errors/s"},
+                "Server: requests/s (from /metrics)",
+                "req/s",
+            ),
+            key="srv_rate",
+        )
+        s2.plotly_chart(
+            line_chart(
+                history,
+                "t_s",
+                {"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"},
+                "Server: latency",
+                "ms",
+            ),
+            key="srv_latency",
+        )
         return
     if not settings.google_cloud_project:
         st.info("Set GOOGLE_CLOUD_PROJECT to chart Cloud Monitoring figures for this service.")
@@ -159,28 +208,49 @@ def server_panel(backend: Backend, elapsed_s: float, source: str, service: str) 
     except UserError as exc:
         st.warning(str(exc))
         return
-    age = "no points yet" if m.newest_point_age_s is None else f"newest point {m.newest_point_age_s:.0f} s old"
-    st.caption(f"Cloud Monitoring for service {service}, last 15 minutes ({age}; Cloud Monitoring lags by a minute or more). "
-               + " ".join(m.notes))
+    age = (
+        "no points yet" if m.newest_point_age_s is None else f"newest point {m.newest_point_age_s:.0f} s old"
+    )
+    st.caption(
+        f"Cloud Monitoring for service {service}, last 15 minutes "
+        f"({age}; Cloud Monitoring lags by a minute or more). " + " ".join(m.notes)
+    )
     rows = []
     for state_name, points in m.instances_by_state.items():
-        rows += [{"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": f"instances {state_name}", "value": p.value}
-                 for p in points]
-    rows += [{"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": "GPU utilisation", "value": p.value}
-             for p in m.gpu_utilization]
-    rows += [{"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": f"latency {k}", "value": p.value}
-             for k, pts in m.latency_ms.items() for p in pts]
-    rows += [{"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": "requests/s", "value": p.value}
-             for p in m.request_rate_rps]
+        rows += [
+            {"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": f"instances {state_name}", "value": p.value}
+            for p in points
+        ]
+    rows += [
+        {"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": "GPU utilisation", "value": p.value}
+        for p in m.gpu_utilization
+    ]
+    rows += [
+        {"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": f"latency {k}", "value": p.value}
+        for k, pts in m.latency_ms.items()
+        for p in pts
+    ]
+    rows += [
+        {"t": pd.to_datetime(p.t_unix_s, unit="s"), "series": "requests/s", "value": p.value}
+        for p in m.request_rate_rps
+    ]
     df = pd.DataFrame(rows)
     if df.empty:
         return
-    for group, prefix in (("Instances", "instances"), ("Latency (ms)", "latency"), ("Requests/s", "requests"),
-                          ("GPU utilisation", "GPU")):
+    for group, prefix in (
+        ("Instances", "instances"),
+        ("Latency (ms)", "latency"),
+        ("Requests/s", "requests"),
+        ("GPU utilisation", "GPU"),
+    ):
         part = df[df["series"].str.startswith(prefix)]
         if not part.empty:
-            fig = go.Figure([go.Scatter(x=g["t"], y=g["value"], name=s, mode="lines+markers")
-                             for s, g in part.groupby("series")])
+            fig = go.Figure(
+                [
+                    go.Scatter(x=g["t"], y=g["value"], name=s, mode="lines+markers")
+                    for s, g in part.groupby("series")
+                ]
+            )
             fig.update_layout(title=f"Cloud Run: {group}", height=260, margin=dict(l=10, r=10, t=40, b=10))
             st.plotly_chart(fig, key=f"cm_{prefix}")
 
@@ -212,12 +282,26 @@ def live_panel() -> None:
     m5.metric("Client lag p99", f"{lags[int(0.99 * (len(lags) - 1))]:.1f} ms" if lags else "–")
     if not df.empty:
         c1, c2 = st.columns(2)
-        c1.plotly_chart(line_chart(df, "t_s", {"target_rps": "target", "sent_rps": "sent", "ok_rps": "answered",
-                                               "failed_rps": "errors"}, "Client: requests/s", "req/s"),
-                        key="client_rate")
-        c2.plotly_chart(line_chart(df, "t_s", {"latency_p50_ms": "p50", "latency_p95_ms": "p95",
-                                               "latency_p99_ms": "p99"}, "Client: latency", "ms"),
-                        key="client_latency")
+        c1.plotly_chart(
+            line_chart(
+                df,
+                "t_s",
+                {"target_rps": "target", "sent_rps": "sent", "ok_rps": "answered", "failed_rps": "errors"},
+                "Client: requests/s",
+                "req/s",
+            ),
+            key="client_rate",
+        )
+        c2.plotly_chart(
+            line_chart(
+                df,
+                "t_s",
+                {"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"},
+                "Client: latency",
+                "ms",
+            ),
+            key="client_latency",
+        )
     backend = next((b for b in registry() if b.name == meta["backend"]), None)
     if backend is not None:
         server_panel(backend, elapsed, meta["server"], meta["service"])
@@ -240,8 +324,10 @@ def live_panel() -> None:
     cols = st.columns(4)
     cols[0].metric("Target rate", "–" if s.target_rate_rps is None else f"{s.target_rate_rps:.1f}/s")
     cols[1].metric("Achieved rate", f"{s.achieved_rate_rps:.1f}/s")
-    cols[2].metric("Latency p50 / p99", "–" if s.latency_ms is None else
-                   f"{s.latency_ms.p50_ms:.0f} / {s.latency_ms.p99_ms:.0f} ms")
+    cols[2].metric(
+        "Latency p50 / p99",
+        "–" if s.latency_ms is None else f"{s.latency_ms.p50_ms:.0f} / {s.latency_ms.p99_ms:.0f} ms",
+    )
     cols[3].metric("Errors", f"{s.requests_failed}")
     for warning in s.warnings:
         st.warning(warning)

@@ -1,13 +1,21 @@
-"""The load generator: what to send (`schedule`), how (`engine`), the records (`records`), what it means (`summary`).
+"""The load generator: what to send (`schedule`), how (`engine`), records (`records`), meaning (`summary`).
 
-    plan = LoadPlan(url=chat_url("http://127.0.0.1:8100/v1"), model="pets-tuned",
-                    profile=LoadProfile(mode="poisson", rate_rps=20, duration_s=30),
-                    payloads=tuple(prepare_payloads(pets_dir, "pets-tuned")), out_path=Path("run.jsonl"))
-    result = asyncio.run(run_load(plan))          # or BackgroundLoad(plan).start() from a page
+plan = LoadPlan(url=chat_url("http://127.0.0.1:8100/v1"), model="pets-tuned",
+                profile=LoadProfile(mode="poisson", rate_rps=20, duration_s=30),
+                payloads=tuple(prepare_payloads(pets_dir, "pets-tuned")), out_path=Path("run.jsonl"))
+result = asyncio.run(run_load(plan))          # or BackgroundLoad(plan).start() from a page
 """
 
 from lib.loadgen.engine import (
-    BackgroundLoad, LoadPlan, LoadResult, LoadRun, Payload, chat_url, prepare_payloads, run_load, text_payload,
+    BackgroundLoad,
+    LoadPlan,
+    LoadResult,
+    LoadRun,
+    Payload,
+    chat_url,
+    prepare_payloads,
+    run_load,
+    text_payload,
 )
 from lib.loadgen.merge import merge_files, summarize_file
 from lib.loadgen.records import RequestRecord, RunHeader, read_run
@@ -15,8 +23,29 @@ from lib.loadgen.schedule import LoadProfile, Ramp, arrival_offsets_s, parse_ram
 from lib.loadgen.summary import LoadSummary, Percentiles, TimelineBin, summarize, timeline
 
 __all__ = [
-    "BackgroundLoad", "LoadPlan", "LoadResult", "LoadRun", "Payload", "chat_url", "prepare_payloads", "run_load",
-    "text_payload", "merge_files", "summarize_file", "RequestRecord", "RunHeader", "read_run", "LoadProfile", "Ramp",
-    "arrival_offsets_s", "parse_ramp", "rate_at_rps", "task_share", "LoadSummary", "Percentiles", "TimelineBin",
-    "summarize", "timeline",
+    "BackgroundLoad",
+    "LoadPlan",
+    "LoadResult",
+    "LoadRun",
+    "Payload",
+    "chat_url",
+    "prepare_payloads",
+    "run_load",
+    "text_payload",
+    "merge_files",
+    "summarize_file",
+    "RequestRecord",
+    "RunHeader",
+    "read_run",
+    "LoadProfile",
+    "Ramp",
+    "arrival_offsets_s",
+    "parse_ramp",
+    "rate_at_rps",
+    "task_share",
+    "LoadSummary",
+    "Percentiles",
+    "TimelineBin",
+    "summarize",
+    "timeline",
 ]

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from lib.errors import UserError
-from lib.loadgen.engine import LoadPlan, LoadRun, Payload, backend_headers, chat_url, prepare_payloads, text_payload
+from lib.loadgen.engine import (
+    LoadPlan,
+    LoadRun,
+    Payload,
+    backend_headers,
+    chat_url,
+    prepare_payloads,
+    text_payload,
+)
 from lib.loadgen.merge import merge_files, summarize_file
 from lib.loadgen.schedule import LoadProfile, parse_ramp
 from lib.loadgen.summary import LoadSummary
@@ -40,22 +48,34 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--backend", help="a backend name from models.toml instead of --url/--model")
     target.add_argument("--images", help="folder of photos to send (default: PETS_DIR)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
-    target.add_argument("--max-side", type=int, help="longest side of the photos sent, px (default MAX_IMAGE_SIDE)")
+    target.add_argument(
+        "--max-side", type=int, help="longest side of the photos sent, px (default MAX_IMAGE_SIDE)"
+    )
     target.add_argument("--text", action="store_true", help="send a tiny text-only request instead of photos")
-    target.add_argument("--constrained", action="store_true", help="ask for the JSON-schema constrained answer")
+    target.add_argument(
+        "--constrained", action="store_true", help="ask for the JSON-schema constrained answer"
+    )
     load = parser.add_argument_group("load")
     load.add_argument("--mode", choices=["constant", "poisson", "concurrency"], default="poisson")
     load.add_argument("--rate", type=_positive_float, help="requests per second (open loop)")
     load.add_argument("--ramp", help="linear:FROM:TO:SECONDS, e.g. linear:5:100:60")
     load.add_argument("--concurrency", type=int, help="closed-loop workers (mode concurrency)")
-    load.add_argument("--duration", type=_positive_float, default=60.0, help="seconds after warm-up (default 60)")
-    load.add_argument("--warmup", type=_positive_float, default=0.0, help="seconds sent first and left out of figures")
+    load.add_argument(
+        "--duration", type=_positive_float, default=60.0, help="seconds after warm-up (default 60)"
+    )
+    load.add_argument(
+        "--warmup", type=_positive_float, default=0.0, help="seconds sent first and left out of figures"
+    )
     load.add_argument("--max-requests", type=int, help="stop after N requests")
     load.add_argument("--seed", type=int, default=0, help="schedule seed (all tasks of a job must share it)")
     load.add_argument("--timeout", type=_positive_float, default=60.0, help="per-request timeout in seconds")
     load.add_argument("--max-connections", type=int, default=1024)
-    load.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
-                      help="aiohttp (fast path) or the project's shared httpx client")
+    load.add_argument(
+        "--client",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="aiohttp (fast path) or the project's shared httpx client",
+    )
     split = parser.add_argument_group("split across Cloud Run Job tasks")
     split.add_argument("--task-index", type=int, help="default: CLOUD_RUN_TASK_INDEX or 0")
     split.add_argument("--task-count", type=int, help="default: CLOUD_RUN_TASK_COUNT or 1")
@@ -63,8 +83,11 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register `loadgen` (run), `loadgen merge` and `loadgen job`."""
-    parser = sub.add_parser("loadgen", help="send load (open or closed loop) and record every request",
-                            description="Send load to an OpenAI-compatible endpoint and record every request.")
+    parser = sub.add_parser(
+        "loadgen",
+        help="send load (open or closed loop) and record every request",
+        description="Send load to an OpenAI-compatible endpoint and record every request.",
+    )
     add_load_options(parser)
     parser.add_argument("--out", help="records file (JSONL); {task} is replaced by the task index")
     parser.set_defaults(func=run_command)
@@ -103,9 +126,14 @@ def profile_from_args(args: argparse.Namespace) -> LoadProfile:
     if args.mode == "concurrency" and (args.rate is not None or args.ramp):
         raise UserError("mode concurrency is closed loop: use --concurrency C, not --rate/--ramp")
     return LoadProfile(
-        mode=args.mode, rate_rps=args.rate, ramp=parse_ramp(args.ramp) if args.ramp else None,
-        concurrency=args.concurrency, duration_s=args.duration, warmup_s=args.warmup,
-        max_requests=args.max_requests, seed=args.seed,
+        mode=args.mode,
+        rate_rps=args.rate,
+        ramp=parse_ramp(args.ramp) if args.ramp else None,
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        max_requests=args.max_requests,
+        seed=args.seed,
     )
 
 
@@ -115,12 +143,17 @@ def payloads_from_args(args: argparse.Namespace, model: str) -> tuple[Payload, .
         return (text_payload(model),)
     folder = args.images or settings.pets_dir
     if folder is None:
-        raise UserError("give --images DIR (a folder of photos) or set PETS_DIR; or --text for a text-only request")
+        raise UserError(
+            "give --images DIR (a folder of photos) or set PETS_DIR; or --text for a text-only request"
+        )
     max_side = args.max_side or settings.max_image_side
     if not 16 <= max_side <= 4096:
         raise UserError(f"--max-side must be between 16 and 4096 px, got {max_side}")
-    return tuple(prepare_payloads(folder, model, max_side=max_side, constrained=args.constrained,
-                                  limit=args.max_images))
+    return tuple(
+        prepare_payloads(
+            folder, model, max_side=max_side, constrained=args.constrained, limit=args.max_images
+        )
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> LoadPlan:
@@ -137,29 +170,47 @@ def plan_from_args(args: argparse.Namespace) -> LoadPlan:
         p = Path(out)
         out = str(p.with_name(f"{p.stem}-task{index}{p.suffix}"))
     return LoadPlan(
-        url=url, model=model, profile=profile, payloads=payloads_from_args(args, model), out_path=Path(out),
-        task_index=index, task_count=count, timeout_s=args.timeout, max_connections=args.max_connections,
-        client=args.client, headers=headers,
+        url=url,
+        model=model,
+        profile=profile,
+        payloads=payloads_from_args(args, model),
+        out_path=Path(out),
+        task_index=index,
+        task_count=count,
+        timeout_s=args.timeout,
+        max_connections=args.max_connections,
+        client=args.client,
+        headers=headers,
     )
 
 
 def format_summary(s: LoadSummary) -> str:
     """A few human lines; the JSON follows."""
-    lines = [f"requests: {s.requests_sent} sent, {s.requests_ok} ok, {s.requests_failed} failed"
-             + (f", {s.requests_interrupted} interrupted" if s.requests_interrupted else "")
-             + (f" ({s.warmup_excluded} warm-up left out)" if s.warmup_excluded else "")]
+    lines = [
+        f"requests: {s.requests_sent} sent, {s.requests_ok} ok, {s.requests_failed} failed"
+        + (f", {s.requests_interrupted} interrupted" if s.requests_interrupted else "")
+        + (f" ({s.warmup_excluded} warm-up left out)" if s.warmup_excluded else "")
+    ]
     if s.target_rate_rps is not None:
-        lines.append(f"rate: target {s.target_rate_rps:.1f}/s, achieved {s.achieved_rate_rps:.1f}/s "
-                     f"({(s.achieved_fraction or 0):.1%}), ok {s.ok_rate_rps:.1f}/s")
+        lines.append(
+            f"rate: target {s.target_rate_rps:.1f}/s, achieved {s.achieved_rate_rps:.1f}/s "
+            f"({(s.achieved_fraction or 0):.1%}), ok {s.ok_rate_rps:.1f}/s"
+        )
     else:
         lines.append(f"rate: achieved {s.achieved_rate_rps:.1f}/s, ok {s.ok_rate_rps:.1f}/s")
     for label, p in (("latency", s.latency_ms), ("ttfb", s.ttfb_ms), ("schedule lag", s.schedule_lag_ms)):
         if p is not None:
-            lines.append(f"{label} ms: p50 {p.p50_ms:.1f}  p90 {p.p90_ms:.1f}  p95 {p.p95_ms:.1f}  "
-                         f"p99 {p.p99_ms:.1f}  max {p.max_ms:.1f}")
+            lines.append(
+                f"{label} ms: p50 {p.p50_ms:.1f}  p90 {p.p90_ms:.1f}  p95 {p.p95_ms:.1f}  "
+                f"p99 {p.p99_ms:.1f}  max {p.max_ms:.1f}"
+            )
     if s.errors_by_kind:
-        lines.append("errors: " + ", ".join(f"{k} {v} (e.g. {s.error_examples.get(k, '')[:80]})"
-                                            for k, v in s.errors_by_kind.items()))
+        lines.append(
+            "errors: "
+            + ", ".join(
+                f"{k} {v} (e.g. {s.error_examples.get(k, '')[:80]})" for k, v in s.errors_by_kind.items()
+            )
+        )
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
 
@@ -174,8 +225,12 @@ def run_command(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     run = LoadRun(plan)
     planned = "closed loop" if run.schedule_s is None else f"{run.schedule_s.size} requests"
-    print(f"loadgen: {planned} to {plan.url} (model {plan.model}, task {plan.task_index + 1}/{plan.task_count}, "
-          f"{len(plan.payloads)} payloads); records -> {plan.out_path}", file=sys.stderr)
+    print(
+        f"loadgen: {planned} to {plan.url} (model {plan.model}, "
+        f"task {plan.task_index + 1}/{plan.task_count}, "
+        f"{len(plan.payloads)} payloads); records -> {plan.out_path}",
+        file=sys.stderr,
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -190,7 +245,9 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         run.stop()
     summary = summarize_file(plan.out_path) if run.stopped else run.summary()
-    _emit(summary, records_path=str(plan.out_path), url=plan.url, model=plan.model, task_index=plan.task_index)
+    _emit(
+        summary, records_path=str(plan.out_path), url=plan.url, model=plan.model, task_index=plan.task_index
+    )
     if run.stopped:
         print("interrupted: the records so far are kept and summarised above", file=sys.stderr)
         return 130
@@ -220,10 +277,17 @@ def job_command(args: argparse.Namespace) -> int:
         raise UserError("--tasks must be at least 1")
     settings = load_settings()
     load_args = ["loadgen", "--mode", args.mode, "--duration", f"{args.duration:g}", "--seed", str(args.seed)]
-    for flag, value in (("--url", args.url), ("--model", args.model), ("--backend", args.backend),
-                        ("--rate", args.rate), ("--ramp", args.ramp), ("--concurrency", args.concurrency),
-                        ("--max-requests", args.max_requests), ("--max-images", args.max_images),
-                        ("--max-side", args.max_side)):
+    for flag, value in (
+        ("--url", args.url),
+        ("--model", args.model),
+        ("--backend", args.backend),
+        ("--rate", args.rate),
+        ("--ramp", args.ramp),
+        ("--concurrency", args.concurrency),
+        ("--max-requests", args.max_requests),
+        ("--max-images", args.max_images),
+        ("--max-side", args.max_side),
+    ):
         if value is not None:
             load_args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.warmup:
@@ -233,14 +297,31 @@ def job_command(args: argparse.Namespace) -> int:
     else:
         load_args += ["--images", args.images or "/app/pets"]
     load_args += ["--out", "/results/loadgen/" + args.name + "-{task}.jsonl"]
-    volumes = [BucketVolume(name="results", bucket=args.bucket, mount_path="/results", read_only=False)] \
-        if args.bucket else []
-    spec = build_spec(JobSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
-                      region=args.region or settings.region, tasks=args.tasks, parallelism=args.tasks,
-                      max_retries=0, command=["python", "-m", "lib"], args=load_args, volumes=volumes)
+    volumes = (
+        [BucketVolume(name="results", bucket=args.bucket, mount_path="/results", read_only=False)]
+        if args.bucket
+        else []
+    )
+    spec = build_spec(
+        JobSpec,
+        name=args.name,
+        image=args.image,
+        project=args.project or settings.google_cloud_project,
+        region=args.region or settings.region,
+        tasks=args.tasks,
+        parallelism=args.tasks,
+        max_retries=0,
+        command=["python", "-m", "lib"],
+        args=load_args,
+        volumes=volumes,
+    )
     create = format_command(render_job_create(spec))
     execute = format_command(render_job_execute(spec))
-    print(f"# each task reads CLOUD_RUN_TASK_INDEX/COUNT and sends 1/{args.tasks} of the schedule\n{create}\n\n"
-          f"{execute}\n\n# then: python -m lib loadgen merge 'results/loadgen/{args.name}-*.jsonl'")
-    print(json.dumps({"dry_run": True, "create": render_job_create(spec), "execute": render_job_execute(spec)}))
+    print(
+        f"# each task reads CLOUD_RUN_TASK_INDEX/COUNT and sends 1/{args.tasks} of the schedule\n{create}\n\n"
+        f"{execute}\n\n# then: python -m lib loadgen merge 'results/loadgen/{args.name}-*.jsonl'"
+    )
+    print(
+        json.dumps({"dry_run": True, "create": render_job_create(spec), "execute": render_job_execute(spec)})
+    )
     return 0

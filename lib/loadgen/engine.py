@@ -34,8 +34,16 @@ from lib.loadgen.summary import LoadSummary, summarize
 from lib.registry import Backend
 
 __all__ = [
-    "Payload", "LoadPlan", "LoadResult", "LoadRun", "BackgroundLoad",
-    "prepare_payloads", "text_payload", "chat_url", "backend_headers", "run_load",
+    "Payload",
+    "LoadPlan",
+    "LoadResult",
+    "LoadRun",
+    "BackgroundLoad",
+    "prepare_payloads",
+    "text_payload",
+    "chat_url",
+    "backend_headers",
+    "run_load",
 ]
 
 ClientKind = Literal["aiohttp", "httpx"]
@@ -52,7 +60,12 @@ class Payload:
 
 
 def prepare_payloads(
-    images_dir: str | Path, model: str, *, max_side: int = 896, constrained: bool = False, limit: int | None = None
+    images_dir: str | Path,
+    model: str,
+    *,
+    max_side: int = 896,
+    constrained: bool = False,
+    limit: int | None = None,
 ) -> list[Payload]:
     """Encode every photo in `images_dir` into a chat-completion body, before any clock starts."""
     folder = Path(images_dir)
@@ -71,7 +84,9 @@ def prepare_payloads(
         except (ImageError, OSError) as exc:
             skipped.append(f"{path.name}: {exc}")
             continue
-        payloads.append(Payload(path.name, json.dumps(chat_request(model, jpeg, constrained=constrained)).encode()))
+        payloads.append(
+            Payload(path.name, json.dumps(chat_request(model, jpeg, constrained=constrained)).encode())
+        )
     if not payloads:
         raise UserError(f"no usable photo in {folder}: " + "; ".join(skipped[:3]))
     return payloads
@@ -79,7 +94,12 @@ def prepare_payloads(
 
 def text_payload(model: str, text: str = "ping") -> Payload:
     """A small text-only chat completion, for measuring the client itself."""
-    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 1, "temperature": 0}
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 1,
+        "temperature": 0,
+    }
     return Payload("text", json.dumps(body).encode())
 
 
@@ -113,14 +133,16 @@ def _status_error(status: int) -> tuple[str, str]:
 
 
 class AiohttpSender:
-    """POSTs with one shared aiohttp session; returns (first_byte, status, bytes, error, kind), never raises."""
+    """POSTs with one aiohttp session; returns (first_byte, status, bytes, error, kind); never raises."""
 
     def __init__(self, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float) -> None:
         self.url, self.timeout_s = url, timeout_s
         self.headers = {"Content-Type": "application/json", **headers}
         self._connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections)
         self._session = aiohttp.ClientSession(
-            connector=self._connector, timeout=aiohttp.ClientTimeout(total=timeout_s), headers=self.headers,
+            connector=self._connector,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            headers=self.headers,
             skip_auto_headers=("User-Agent",),
         )
 
@@ -226,7 +248,8 @@ class LoadRun:
             self.schedule_s = task_share(arrival_offsets_s(profile), plan.task_index, plan.task_count)
         self.workers = (
             concurrency_share(profile.concurrency or 0, plan.task_index, plan.task_count)
-            if not profile.open_loop else 0
+            if not profile.open_loop
+            else 0
         )
         self.records: list[RequestRecord] = []
         self.started_unix_s: float | None = None
@@ -255,10 +278,19 @@ class LoadRun:
         p, plan = self.plan.profile, self.plan
         ramp = None if p.ramp is None else f"linear:{p.ramp.from_rps:g}:{p.ramp.to_rps:g}:{p.ramp.over_s:g}"
         return RunHeader(
-            url=plan.url, model=plan.model, mode=p.mode, duration_s=p.duration_s, warmup_s=p.warmup_s,
-            rate_rps=p.rate_rps, ramp=ramp, concurrency=p.concurrency,
+            url=plan.url,
+            model=plan.model,
+            mode=p.mode,
+            duration_s=p.duration_s,
+            warmup_s=p.warmup_s,
+            rate_rps=p.rate_rps,
+            ramp=ramp,
+            concurrency=p.concurrency,
             planned_requests=None if self.schedule_s is None else int(self.schedule_s.size),
-            task_index=plan.task_index, task_count=plan.task_count, seed=p.seed, images=len(plan.payloads),
+            task_index=plan.task_index,
+            task_count=plan.task_count,
+            seed=p.seed,
+            images=len(plan.payloads),
             start_unix_s=self.started_unix_s or time.time(),
         )
 
@@ -274,7 +306,9 @@ class LoadRun:
         except OSError as exc:
             raise UserError(f"cannot write the records file {plan.out_path}: {exc.strerror or exc}") from None
         sender_cls = AiohttpSender if plan.client == "aiohttp" else HttpxSender
-        sender = sender_cls(plan.url, plan.headers, max_connections=plan.max_connections, timeout_s=plan.timeout_s)
+        sender = sender_cls(
+            plan.url, plan.headers, max_connections=plan.max_connections, timeout_s=plan.timeout_s
+        )
         self._start = perf_counter()
         flusher = asyncio.create_task(self._flush_loop(writer))
         in_flight: set[asyncio.Task] = set()
@@ -310,11 +344,18 @@ class LoadRun:
             measured_s = max(1e-9, min(p.duration_s, self.elapsed_s - p.warmup_s))
         target = None
         if self.schedule_s is not None:
-            window = self.schedule_s[(self.schedule_s >= p.warmup_s) & (self.schedule_s < p.warmup_s + measured_s)]
+            window = self.schedule_s[
+                (self.schedule_s >= p.warmup_s) & (self.schedule_s < p.warmup_s + measured_s)
+            ]
             target = window.size / measured_s
         return summarize(
-            self.records, duration_s=measured_s, target_rate_rps=target, warmup_s=p.warmup_s,
-            open_loop=p.open_loop, task_count=self.plan.task_count, interrupted=stopped,
+            self.records,
+            duration_s=measured_s,
+            target_rate_rps=target,
+            warmup_s=p.warmup_s,
+            open_loop=p.open_loop,
+            task_count=self.plan.task_count,
+            interrupted=stopped,
         )
 
     async def _flush_loop(self, writer: RecordWriter) -> None:
@@ -324,23 +365,52 @@ class LoadRun:
             if self.plan.young_gc_only:
                 gc.freeze()  # what survived a tick is set aside, so collections never re-scan the records
 
-    async def _one(self, index: int, scheduled_s: float, payload: Payload, sender: Sender, writer: RecordWriter,
-                   warmup: bool) -> None:
+    async def _one(
+        self,
+        index: int,
+        scheduled_s: float,
+        payload: Payload,
+        sender: Sender,
+        writer: RecordWriter,
+        warmup: bool,
+    ) -> None:
         t0 = self._start
         sent = perf_counter()
         try:
             first_byte, status, size, error, kind = await sender.send(payload.body)
         except asyncio.CancelledError:
             now = perf_counter() - t0
-            record = RequestRecord(index, scheduled_s, sent - t0, None, now, None, 0, "stopped before the answer came",
-                                   "interrupted", payload.name, warmup, self.plan.task_index)
+            record = RequestRecord(
+                index,
+                scheduled_s,
+                sent - t0,
+                None,
+                now,
+                None,
+                0,
+                "stopped before the answer came",
+                "interrupted",
+                payload.name,
+                warmup,
+                self.plan.task_index,
+            )
             self.records.append(record)
             writer.add(record)
             raise
         done = perf_counter()
         record = RequestRecord(
-            index, scheduled_s, sent - t0, None if first_byte is None else first_byte - t0, done - t0,
-            status, size, error, kind, payload.name, warmup, self.plan.task_index,
+            index,
+            scheduled_s,
+            sent - t0,
+            None if first_byte is None else first_byte - t0,
+            done - t0,
+            status,
+            size,
+            error,
+            kind,
+            payload.name,
+            warmup,
+            self.plan.task_index,
         )
         self.records.append(record)
         writer.add(record)
@@ -373,7 +443,14 @@ class LoadRun:
             while i < n and t0 + schedule[i] <= now:
                 index = first + i * step
                 task = loop.create_task(
-                    self._one(index, schedule[i], payloads[index % n_payloads], sender, writer, schedule[i] < warmup_s)
+                    self._one(
+                        index,
+                        schedule[i],
+                        payloads[index % n_payloads],
+                        sender,
+                        writer,
+                        schedule[i] < warmup_s,
+                    )
                 )
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -391,7 +468,9 @@ class LoadRun:
                     return
                 index = self._issued
                 self._issued += 1
-                await self._one(index, now_s, payloads[index % len(payloads)], sender, writer, now_s < profile.warmup_s)
+                await self._one(
+                    index, now_s, payloads[index % len(payloads)], sender, writer, now_s < profile.warmup_s
+                )
 
         for _ in range(self.workers):
             task = asyncio.create_task(worker())

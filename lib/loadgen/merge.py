@@ -24,10 +24,15 @@ def measured_window(header: RunHeader, records: list[RequestRecord]) -> tuple[fl
         return duration, None, interrupted
     profile = LoadProfile(
         mode=header.mode,  # type: ignore[arg-type]
-        rate_rps=header.rate_rps, ramp=None if header.ramp is None else parse_ramp(header.ramp),
-        duration_s=header.duration_s, warmup_s=header.warmup_s, seed=header.seed,
+        rate_rps=header.rate_rps,
+        ramp=None if header.ramp is None else parse_ramp(header.ramp),
+        duration_s=header.duration_s,
+        warmup_s=header.warmup_s,
+        seed=header.seed,
     )
-    offsets = task_share(arrival_offsets_s(profile), header.task_index, header.task_count)[: header.planned_requests]
+    offsets = task_share(arrival_offsets_s(profile), header.task_index, header.task_count)[
+        : header.planned_requests
+    ]
     window = offsets[(offsets >= header.warmup_s) & (offsets < header.warmup_s + duration)]
     return duration, window.size / duration, interrupted
 
@@ -36,9 +41,15 @@ def summarize_file(path: str | Path) -> LoadSummary:
     """Summarise a records file, finished or not (a torn last line is skipped)."""
     run = read_run(path)
     duration, target, interrupted = measured_window(run.header, run.records)
-    return summarize(run.records, duration_s=duration, target_rate_rps=target, warmup_s=run.header.warmup_s,
-                     open_loop=run.header.mode != "concurrency", task_count=run.header.task_count,
-                     interrupted=interrupted)
+    return summarize(
+        run.records,
+        duration_s=duration,
+        target_rate_rps=target,
+        warmup_s=run.header.warmup_s,
+        open_loop=run.header.mode != "concurrency",
+        task_count=run.header.task_count,
+        interrupted=interrupted,
+    )
 
 
 def merge_files(paths: Iterable[str | Path]) -> tuple[LoadSummary, list[str]]:
@@ -51,10 +62,18 @@ def merge_files(paths: Iterable[str | Path]) -> tuple[LoadSummary, list[str]]:
     for run in runs[1:]:
         h = run.header
         if (h.mode, h.rate_rps, h.ramp, h.concurrency, h.seed, h.task_count, h.duration_s) != (
-            first.mode, first.rate_rps, first.ramp, first.concurrency, first.seed, first.task_count, first.duration_s
+            first.mode,
+            first.rate_rps,
+            first.ramp,
+            first.concurrency,
+            first.seed,
+            first.task_count,
+            first.duration_s,
         ):
-            raise UserError("these files come from different runs (mode, rate, ramp, seed, task count or "
-                            "duration differ); merge the tasks of one job only")
+            raise UserError(
+                "these files come from different runs (mode, rate, ramp, seed, task count or "
+                "duration differ); merge the tasks of one job only"
+            )
     indices = [r.header.task_index for r in runs]
     if len(set(indices)) != len(indices):
         raise UserError(f"the same task index appears twice: {sorted(indices)}")
@@ -74,11 +93,25 @@ def merge_files(paths: Iterable[str | Path]) -> tuple[LoadSummary, list[str]]:
         duration = max(duration, task_duration)
         interrupted = interrupted or cut
         target_total = None if target is None or target_total is None else target_total + target
-        records += [replace(r, scheduled_s=r.scheduled_s + shift, sent_s=r.sent_s + shift,
-                            first_byte_s=None if r.first_byte_s is None else r.first_byte_s + shift,
-                            done_s=r.done_s + shift) for r in run.records]
+        records += [
+            replace(
+                r,
+                scheduled_s=r.scheduled_s + shift,
+                sent_s=r.sent_s + shift,
+                first_byte_s=None if r.first_byte_s is None else r.first_byte_s + shift,
+                done_s=r.done_s + shift,
+            )
+            for r in run.records
+        ]
         if run.torn_lines:
             notes.append(f"task {run.header.task_index}: skipped a torn last line")
-    summary = summarize(records, duration_s=duration, target_rate_rps=target_total, warmup_s=first.warmup_s,
-                        open_loop=first.mode != "concurrency", task_count=len(runs), interrupted=interrupted)
+    summary = summarize(
+        records,
+        duration_s=duration,
+        target_rate_rps=target_total,
+        warmup_s=first.warmup_s,
+        open_loop=first.mode != "concurrency",
+        task_count=len(runs),
+        interrupted=interrupted,
+    )
     return summary, notes

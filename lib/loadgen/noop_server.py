@@ -13,14 +13,18 @@ import json
 
 from aiohttp import web
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-noop",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "noop",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Abyssinian"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}).encode()
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-noop",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "noop",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Abyssinian"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+).encode()
 
 
 def make_app() -> web.Application:
@@ -55,8 +59,10 @@ def make_app() -> web.Application:
         return web.json_response({"object": "list", "data": [{"id": "noop", "object": "model"}]})
 
     async def metrics(request: web.Request) -> web.Response:
-        lines = ["# HELP noop_requests_total Requests answered by the no-op server.",
-                 "# TYPE noop_requests_total counter"]
+        lines = [
+            "# HELP noop_requests_total Requests answered by the no-op server.",
+            "# TYPE noop_requests_total counter",
+        ]
         lines += [f'noop_requests_total{{outcome="{k}"}} {v}' for k, v in counts.items()]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
@@ -76,7 +82,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, shutdown_timeout=0.5, print=lambda *a: print("ready", flush=True))
+    web.run_app(
+        make_app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        shutdown_timeout=0.5,
+        print=lambda *a: print("ready", flush=True),
+    )
 
 
 if __name__ == "__main__":

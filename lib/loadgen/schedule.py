@@ -67,7 +67,10 @@ class LoadProfile:
     def __post_init__(self) -> None:
         if self.mode not in ("constant", "poisson", "concurrency"):
             raise UserError(f"unknown mode {self.mode!r}: use constant, poisson or concurrency")
-        if not (isinstance(self.duration_s, (int, float)) and math.isfinite(self.duration_s)) or self.duration_s <= 0:
+        if (
+            not (isinstance(self.duration_s, (int, float)) and math.isfinite(self.duration_s))
+            or self.duration_s <= 0
+        ):
             raise UserError(f"duration must be a positive number of seconds, got {self.duration_s}")
         if self.warmup_s < 0:
             raise UserError(f"warm-up must be >= 0 seconds, got {self.warmup_s}")

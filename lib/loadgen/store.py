@@ -26,14 +26,20 @@ def new_load_run_id(backend: str, now_s: float | None = None) -> str:
     return f"{stamp}-{re.sub(r'[^A-Za-z0-9._-]+', '-', backend)[:60]}"
 
 
-def save_run(result: LoadResult, results_root: str, run_id: str, *, extra: dict[str, Any] | None = None) -> str:
+def save_run(
+    result: LoadResult, results_root: str, run_id: str, *, extra: dict[str, Any] | None = None
+) -> str:
     """Copy a finished run's records and summary under the results root; returns the run's address."""
     root = ResultsRoot(results_root)
     try:
         root.fs.makedirs(root.path("loadgen", run_id), exist_ok=True)
         root.fs.put_file(str(result.records_path), root.path("loadgen", run_id, "records.jsonl"))
-        summary = {"run_id": run_id, "header": asdict(result.header), "summary": result.summary.to_dict(),
-                   **(extra or {})}
+        summary = {
+            "run_id": run_id,
+            "header": asdict(result.header),
+            "summary": result.summary.to_dict(),
+            **(extra or {}),
+        }
         with root.fs.open(root.path("loadgen", run_id, "summary.json"), "w") as f:
             f.write(json.dumps(summary, indent=1))
     except OSError as exc:

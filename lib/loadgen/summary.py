@@ -40,8 +40,13 @@ def percentiles(values_ms: Sequence[float] | np.ndarray) -> Percentiles | None:
         return None
     p50, p90, p95, p99 = np.percentile(arr, [50, 90, 95, 99])
     return Percentiles(
-        round(float(p50), 3), round(float(p90), 3), round(float(p95), 3), round(float(p99), 3),
-        round(float(arr.mean()), 3), round(float(arr.max()), 3), int(arr.size),
+        round(float(p50), 3),
+        round(float(p90), 3),
+        round(float(p95), 3),
+        round(float(p99), 3),
+        round(float(arr.mean()), 3),
+        round(float(arr.max()), 3),
+        int(arr.size),
     )
 
 
@@ -106,16 +111,23 @@ def summarize(
     if lag is not None and lag.p99_ms > lag_limit_ms:
         behind = True
         warnings.append(
-            f"the client fell behind its schedule: p99 schedule lag {lag.p99_ms:.1f} ms > {lag_limit_ms:.0f} ms; "
+            f"the client fell behind its schedule: p99 schedule lag {lag.p99_ms:.1f} ms "
+            f"> {lag_limit_ms:.0f} ms; "
             "latencies include client delay; use fewer requests/s per process or split across tasks"
         )
     if fraction is not None and fraction < RATE_FLOOR and not interrupted:
         behind = True
-        warnings.append(f"achieved {achieved:.1f} requests/s, {fraction:.1%} of the {target_rate_rps:.1f} target")
+        warnings.append(
+            f"achieved {achieved:.1f} requests/s, {fraction:.1%} of the {target_rate_rps:.1f} target"
+        )
     if failed:
-        warnings.append(f"{len(failed)} of {len(done)} requests failed; latency percentiles are over successful ones")
+        warnings.append(
+            f"{len(failed)} of {len(done)} requests failed; latency percentiles are over successful ones"
+        )
     if cut:
-        warnings.append(f"{len(cut)} requests were still in flight when the run was stopped (not in latencies)")
+        warnings.append(
+            f"{len(cut)} requests were still in flight when the run was stopped (not in latencies)"
+        )
     basis = f"successful requests only ({len(ok)}); {len(failed)} failed and {len(cut)} interrupted left out"
     return LoadSummary(
         requests_sent=sent,
@@ -124,8 +136,10 @@ def summarize(
         requests_interrupted=len(cut),
         warmup_excluded=len(all_records) - len(measured),
         errors_by_kind=dict(sorted(Counter(r.error_kind or "error" for r in failed).items())),
-        error_examples={k: next(r.error or "" for r in failed if (r.error_kind or "error") == k)
-                        for k in sorted({r.error_kind or "error" for r in failed})},
+        error_examples={
+            k: next(r.error or "" for r in failed if (r.error_kind or "error") == k)
+            for k in sorted({r.error_kind or "error" for r in failed})
+        },
         duration_s=round(span, 3),
         target_rate_rps=None if target_rate_rps is None else round(target_rate_rps, 3),
         achieved_rate_rps=round(achieved, 3),
@@ -169,8 +183,13 @@ def timeline(
     n = max(1, int(np.ceil(horizon / bin_s))) if horizon > 0 else 0
     if n == 0:
         return []
-    sent = np.bincount(np.clip((np.array([r.sent_s for r in records]) / bin_s).astype(int), 0, n - 1), minlength=n) \
-        if records else np.zeros(n, int)
+    sent = (
+        np.bincount(
+            np.clip((np.array([r.sent_s for r in records]) / bin_s).astype(int), 0, n - 1), minlength=n
+        )
+        if records
+        else np.zeros(n, int)
+    )
     target = None
     if schedule_offsets_s is not None:
         offs = np.asarray(schedule_offsets_s)
@@ -187,14 +206,16 @@ def timeline(
     bins = []
     for i in range(n):
         lat = np.percentile(ok_lat[i], [50, 95, 99]) if ok_lat[i] else None
-        bins.append(TimelineBin(
-            t_s=round(i * bin_s, 3),
-            target_rps=None if target is None else float(target[i]) / bin_s,
-            sent_rps=float(sent[i]) / bin_s,
-            ok_rps=len(ok_lat[i]) / bin_s,
-            failed_rps=float(failed[i]) / bin_s,
-            latency_p50_ms=None if lat is None else round(float(lat[0]), 3),
-            latency_p95_ms=None if lat is None else round(float(lat[1]), 3),
-            latency_p99_ms=None if lat is None else round(float(lat[2]), 3),
-        ))
+        bins.append(
+            TimelineBin(
+                t_s=round(i * bin_s, 3),
+                target_rps=None if target is None else float(target[i]) / bin_s,
+                sent_rps=float(sent[i]) / bin_s,
+                ok_rps=len(ok_lat[i]) / bin_s,
+                failed_rps=float(failed[i]) / bin_s,
+                latency_p50_ms=None if lat is None else round(float(lat[0]), 3),
+                latency_p95_ms=None if lat is None else round(float(lat[1]), 3),
+                latency_p99_ms=None if lat is None else round(float(lat[2]), 3),
+            )
+        )
     return bins

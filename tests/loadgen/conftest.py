@@ -23,8 +23,12 @@ def _free_port() -> int:
 def start_noop_server() -> tuple[subprocess.Popen, str]:
     """Start `lib.loadgen.noop_server` on a free port; returns the process and its root URL."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -19,14 +19,32 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lib", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lib", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_a_run_prints_a_table_then_one_json_object(noop, photos, tmp_path):
     out = tmp_path / "run.jsonl"
-    done = cli("loadgen", "--url", f"{noop}/v1", "--model", "noop", "--images", str(photos), "--out", str(out),
-               "--mode", "poisson", "--rate", "40", "--duration", "1", "--warmup", "0.25")
+    done = cli(
+        "loadgen",
+        "--url",
+        f"{noop}/v1",
+        "--model",
+        "noop",
+        "--images",
+        str(photos),
+        "--out",
+        str(out),
+        "--mode",
+        "poisson",
+        "--rate",
+        "40",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.25",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
@@ -41,9 +59,27 @@ def test_a_run_prints_a_table_then_one_json_object(noop, photos, tmp_path):
 def test_ctrl_c_half_way_keeps_and_summarises_the_records(noop, tmp_path):
     out = tmp_path / "run.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lib", "loadgen", "--url", f"{noop}/slow/300/v1", "--model", "noop", "--text",
-         "--out", str(out), "--rate", "20", "--duration", "30"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lib",
+            "loadgen",
+            "--url",
+            f"{noop}/slow/300/v1",
+            "--model",
+            "noop",
+            "--text",
+            "--out",
+            str(out),
+            "--rate",
+            "20",
+            "--duration",
+            "30",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # half-way: once some answers are on disk (flushed as it goes)
@@ -61,9 +97,26 @@ def test_ctrl_c_half_way_keeps_and_summarises_the_records(noop, tmp_path):
 
 def test_tasks_of_a_job_split_the_rate_and_merge_into_one_summary(noop, tmp_path):
     for index in range(2):
-        done = cli("loadgen", "--url", f"{noop}/v1", "--model", "noop", "--text", "--out", str(tmp_path / "r.jsonl"),
-                   "--mode", "constant", "--rate", "40", "--duration", "1", "--task-count", "2",
-                   "--task-index", str(index))
+        done = cli(
+            "loadgen",
+            "--url",
+            f"{noop}/v1",
+            "--model",
+            "noop",
+            "--text",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+            "--mode",
+            "constant",
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+            "--task-count",
+            "2",
+            "--task-index",
+            str(index),
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[-1])["requests_sent"] == 20
     merged = cli("loadgen", "merge", str(tmp_path / "r-task*.jsonl"))
@@ -73,9 +126,25 @@ def test_tasks_of_a_job_split_the_rate_and_merge_into_one_summary(noop, tmp_path
 
 
 def test_the_job_renders_as_gcloud_commands():
-    done = cli("loadgen", "job", "--dry-run", "--image", "europe-docker.pkg.dev/p/r/pets:1", "--tasks", "3",
-               "--url", "https://pets.example.run.app/v1", "--model", "pets-tuned", "--rate", "300",
-               "--duration", "120", "--bucket", "my-results")
+    done = cli(
+        "loadgen",
+        "job",
+        "--dry-run",
+        "--image",
+        "europe-docker.pkg.dev/p/r/pets:1",
+        "--tasks",
+        "3",
+        "--url",
+        "https://pets.example.run.app/v1",
+        "--model",
+        "pets-tuned",
+        "--rate",
+        "300",
+        "--duration",
+        "120",
+        "--bucket",
+        "my-results",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     create = result["create"]
@@ -84,20 +153,43 @@ def test_the_job_renders_as_gcloud_commands():
     assert "gcloud run jobs execute" in done.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rate", "0"], "rate must be > 0"),
-    (["--rate", "5", "--duration", "-1"], "duration must be a positive"),
-    (["--rate", "5", "--ramp", "linear:1:2:3"], "either --rate or --ramp"),
-    (["--ramp", "linear:1:2"], "bad ramp"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rate", "0"], "rate must be > 0"),
+        (["--rate", "5", "--duration", "-1"], "duration must be a positive"),
+        (["--rate", "5", "--ramp", "linear:1:2:3"], "either --rate or --ramp"),
+        (["--ramp", "linear:1:2"], "bad ramp"),
+    ],
+)
 def test_bad_input_gets_a_one_line_message(noop, tmp_path, args, message):
-    done = cli("loadgen", "--url", f"{noop}/v1", "--model", "noop", "--text", "--out", str(tmp_path / "x.jsonl"),
-               *args)
+    done = cli(
+        "loadgen",
+        "--url",
+        f"{noop}/v1",
+        "--model",
+        "noop",
+        "--text",
+        "--out",
+        str(tmp_path / "x.jsonl"),
+        *args,
+    )
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_an_empty_images_folder_gets_a_one_line_message(noop, tmp_path):
     (tmp_path / "empty").mkdir()
-    done = cli("loadgen", "--url", f"{noop}/v1", "--model", "noop", "--images", str(tmp_path / "empty"),
-               "--out", str(tmp_path / "x.jsonl"), "--rate", "5")
+    done = cli(
+        "loadgen",
+        "--url",
+        f"{noop}/v1",
+        "--model",
+        "noop",
+        "--images",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "x.jsonl"),
+        "--rate",
+        "5",
+    )
     assert done.returncode == 2 and "holds no" in done.stderr

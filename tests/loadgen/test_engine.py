@@ -24,8 +24,14 @@ pytestmark = pytest.mark.slow  # starts a server process
 def plan(root: str, tmp_path: Path, prefix: str = "", **profile) -> LoadPlan:
     kwargs = dict(mode="constant", rate_rps=100, duration_s=0.5) | profile
     timeout_s = kwargs.pop("timeout_s", 5.0)
-    return LoadPlan(url=chat_url(f"{root}{prefix}/v1"), model="noop", profile=LoadProfile(**kwargs),
-                    payloads=(text_payload("noop"),), out_path=tmp_path / "run.jsonl", timeout_s=timeout_s)
+    return LoadPlan(
+        url=chat_url(f"{root}{prefix}/v1"),
+        model="noop",
+        profile=LoadProfile(**kwargs),
+        payloads=(text_payload("noop"),),
+        out_path=tmp_path / "run.jsonl",
+        timeout_s=timeout_s,
+    )
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx"])
@@ -43,8 +49,17 @@ async def test_open_loop_sends_every_scheduled_request_on_time(noop, tmp_path, c
 
 
 async def test_closed_loop_keeps_concurrency_workers_busy(noop, tmp_path):
-    result = await run_load(plan(noop, tmp_path, prefix="/slow/20", mode="concurrency", rate_rps=None,
-                                 concurrency=4, duration_s=0.5))
+    result = await run_load(
+        plan(
+            noop,
+            tmp_path,
+            prefix="/slow/20",
+            mode="concurrency",
+            rate_rps=None,
+            concurrency=4,
+            duration_s=0.5,
+        )
+    )
     s = result.summary
     assert s.target_rate_rps is None and s.schedule_lag_ms is None
     assert 20 <= s.requests_ok <= 110  # 4 workers x ~20 ms each over 0.5 s
@@ -58,12 +73,15 @@ async def test_closed_loop_keeps_concurrency_workers_busy(noop, tmp_path):
     assert peak <= 4
 
 
-@pytest.mark.parametrize("prefix, kind, status", [
-    ("/fail/500", "http", 500),
-    ("/fail/429", "rate_limited", 429),
-    ("/fail/503", "cold_start", 503),
-    ("/hang", "timeout", None),
-])
+@pytest.mark.parametrize(
+    "prefix, kind, status",
+    [
+        ("/fail/500", "http", 500),
+        ("/fail/429", "rate_limited", 429),
+        ("/fail/503", "cold_start", 503),
+        ("/hang", "timeout", None),
+    ],
+)
 async def test_a_failing_backend_becomes_counted_records(noop, tmp_path, prefix, kind, status):
     result = await run_load(plan(noop, tmp_path, prefix=prefix, rate_rps=20, duration_s=0.5, timeout_s=0.5))
     s = result.summary
@@ -112,9 +130,15 @@ async def test_bodies_are_byte_identical_to_the_one_client(photos, tmp_path):
             jpeg = prepare_jpeg((photos / payloads[0].name).read_bytes(), max_side=896)
             prediction = await client.send(chat_request("pets-tuned", jpeg))
         assert prediction.ok
-        await run_load(LoadPlan(url=chat_url(base), model="pets-tuned", payloads=tuple(payloads[:1]),
-                                profile=LoadProfile(mode="constant", rate_rps=4, duration_s=0.25),
-                                out_path=tmp_path / "r.jsonl"))
+        await run_load(
+            LoadPlan(
+                url=chat_url(base),
+                model="pets-tuned",
+                payloads=tuple(payloads[:1]),
+                profile=LoadProfile(mode="constant", rate_rps=4, duration_s=0.25),
+                out_path=tmp_path / "r.jsonl",
+            )
+        )
         assert len(received) == 2 and received[0] == received[1] == payloads[0].body
         assert json.loads(received[1])["model"] == "pets-tuned"
     finally:

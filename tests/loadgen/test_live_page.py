@@ -16,12 +16,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def write_registry(tmp_path: Path, name: str, base_url: str, model: str) -> Path:
     path = tmp_path / "models.toml"
-    path.write_text(f'[[backend]]\nname = "{name}"\nbase_url = "{base_url}"\nmodel = "{model}"\nfamily = "openai"\n')
+    path.write_text(
+        f'[[backend]]\nname = "{name}"\nbase_url = "{base_url}"\nmodel = "{model}"\nfamily = "openai"\n'
+    )
     return path
 
 
-def drive(at: AppTest, backend: str, *, shape: str, rate_from: float, rate_to: float, duration: float,
-          photos: bool) -> None:
+def drive(
+    at: AppTest, backend: str, *, shape: str, rate_from: float, rate_to: float, duration: float, photos: bool
+) -> None:
     at.selectbox[0].set_value(backend)
     at.radio[0].set_value("poisson")
     at.radio[1].set_value(shape)

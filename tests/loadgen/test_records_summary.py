@@ -12,14 +12,26 @@ from lib.loadgen.summary import summarize, timeline
 
 
 def rec(i, sched, sent, done, *, error=None, kind=None, warmup=False, fb=None):
-    return RequestRecord(i, sched, sent, fb if fb is not None else (None if error else sent + (done - sent) / 2),
-                         done, None if kind in ("connect", "timeout", "interrupted") else (200 if not error else 500),
-                         10, error, kind, "x.jpg", warmup)
+    return RequestRecord(
+        i,
+        sched,
+        sent,
+        fb if fb is not None else (None if error else sent + (done - sent) / 2),
+        done,
+        None if kind in ("connect", "timeout", "interrupted") else (200 if not error else 500),
+        10,
+        error,
+        kind,
+        "x.jpg",
+        warmup,
+    )
 
 
 def test_records_round_trip_and_are_flushed_as_they_go(tmp_path):
     path = tmp_path / "run.jsonl"
-    writer = RecordWriter(path, RunHeader(url="http://x/v1/chat/completions", model="m", mode="poisson", duration_s=1))
+    writer = RecordWriter(
+        path, RunHeader(url="http://x/v1/chat/completions", model="m", mode="poisson", duration_s=1)
+    )
     writer.add(rec(0, 0.0, 0.001, 0.010))
     writer.flush()
     assert len(path.read_text().splitlines()) == 2  # header + one record, before close
@@ -48,11 +60,15 @@ def test_a_torn_last_line_is_skipped_and_counted_but_a_torn_middle_is_an_error(t
 
 
 def test_summary_counts_failures_by_kind_and_says_they_are_left_out_of_latency():
-    records = [rec(i, i * 0.1, i * 0.1 + 0.001, i * 0.1 + 0.001 + (i + 1) / 1000) for i in range(10)]  # 1..10 ms
-    records += [rec(10, 1.0, 1.0, 1.5, error="no answer", kind="timeout"),
-                rec(11, 1.1, 1.1, 1.1, error="cannot connect", kind="connect"),
-                rec(12, 1.2, 1.2, 1.2, error="HTTP 500", kind="http"),
-                rec(13, 0.0, 0.0, 0.01, warmup=True)]
+    records = [
+        rec(i, i * 0.1, i * 0.1 + 0.001, i * 0.1 + 0.001 + (i + 1) / 1000) for i in range(10)
+    ]  # 1..10 ms
+    records += [
+        rec(10, 1.0, 1.0, 1.5, error="no answer", kind="timeout"),
+        rec(11, 1.1, 1.1, 1.1, error="cannot connect", kind="connect"),
+        rec(12, 1.2, 1.2, 1.2, error="HTTP 500", kind="http"),
+        rec(13, 0.0, 0.0, 0.01, warmup=True),
+    ]
     s = summarize(records, duration_s=2.0, target_rate_rps=6.5)
     assert (s.requests_sent, s.requests_ok, s.requests_failed, s.warmup_excluded) == (13, 10, 3, 1)
     assert s.errors_by_kind == {"connect": 1, "http": 1, "timeout": 1}

@@ -7,7 +7,13 @@ import pytest
 
 from lib.errors import UserError
 from lib.loadgen.schedule import (
-    LoadProfile, Ramp, arrival_offsets_s, concurrency_share, parse_ramp, rate_at_rps, task_share,
+    LoadProfile,
+    Ramp,
+    arrival_offsets_s,
+    concurrency_share,
+    parse_ramp,
+    rate_at_rps,
+    task_share,
 )
 
 
@@ -49,7 +55,9 @@ def test_ramp_then_hold_and_warmup_at_the_starting_rate():
 
 
 def test_max_requests_cuts_the_schedule():
-    assert arrival_offsets_s(LoadProfile(mode="constant", rate_rps=100, duration_s=10, max_requests=7)).size == 7
+    assert (
+        arrival_offsets_s(LoadProfile(mode="constant", rate_rps=100, duration_s=10, max_requests=7)).size == 7
+    )
 
 
 def test_tasks_split_the_schedule_exactly():
@@ -60,24 +68,28 @@ def test_tasks_split_the_schedule_exactly():
     assert [concurrency_share(10, i, 3) for i in range(3)] == [4, 3, 3]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(mode="poisson", rate_rps=0), "rate must be > 0"),
-    (dict(mode="constant", rate_rps=-3), "rate must be > 0"),
-    (dict(mode="poisson", rate_rps=5, duration_s=-1), "duration must be a positive"),
-    (dict(mode="poisson", rate_rps=5, duration_s=0), "duration must be a positive"),
-    (dict(mode="poisson", rate_rps=5, warmup_s=-1), "warm-up"),
-    (dict(mode="concurrency"), "--concurrency"),
-    (dict(mode="poisson", rate_rps=5, max_requests=0), "max requests"),
-    (dict(mode="burst", rate_rps=5), "unknown mode"),
-    (dict(mode="constant", rate_rps=1e9, duration_s=1e3), "limit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mode="poisson", rate_rps=0), "rate must be > 0"),
+        (dict(mode="constant", rate_rps=-3), "rate must be > 0"),
+        (dict(mode="poisson", rate_rps=5, duration_s=-1), "duration must be a positive"),
+        (dict(mode="poisson", rate_rps=5, duration_s=0), "duration must be a positive"),
+        (dict(mode="poisson", rate_rps=5, warmup_s=-1), "warm-up"),
+        (dict(mode="concurrency"), "--concurrency"),
+        (dict(mode="poisson", rate_rps=5, max_requests=0), "max requests"),
+        (dict(mode="burst", rate_rps=5), "unknown mode"),
+        (dict(mode="constant", rate_rps=1e9, duration_s=1e3), "limit"),
+    ],
+)
 def test_bad_profiles_are_refused_with_a_clear_message(kwargs, message):
     with pytest.raises(UserError, match=message):
         LoadProfile(**kwargs)
 
 
-@pytest.mark.parametrize("text", ["linear:5:100", "exp:1:2:3", "linear:a:2:3", "linear:5:100:0", "linear:0:0:10",
-                                  "linear:-1:5:10"])
+@pytest.mark.parametrize(
+    "text", ["linear:5:100", "exp:1:2:3", "linear:a:2:3", "linear:5:100:0", "linear:0:0:10", "linear:-1:5:10"]
+)
 def test_bad_ramps_are_refused(text):
     with pytest.raises(UserError, match="ramp"):
         parse_ramp(text)

@@ -30,8 +30,16 @@ def ts(seconds: float) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=int(seconds))
 
 
-def series(metric_type: str, service: str, points: list[tuple[float, float, object]], *, kind: str,
-           value_type: str, labels: dict[str, str] | None = None, revision: str = "r1") -> TimeSeries:
+def series(
+    metric_type: str,
+    service: str,
+    points: list[tuple[float, float, object]],
+    *,
+    kind: str,
+    value_type: str,
+    labels: dict[str, str] | None = None,
+    revision: str = "r1",
+) -> TimeSeries:
     """A TimeSeries on a cloud_run_revision; points are (start, end, value), newest first like the API."""
     out = TimeSeries(
         metric=metric_pb2.Metric(type=metric_type, labels=labels or {}),
@@ -39,8 +47,14 @@ def series(metric_type: str, service: str, points: list[tuple[float, float, obje
         value_type=metric_pb2.MetricDescriptor.ValueType.Value(value_type),
     )
     out.resource.type = "cloud_run_revision"
-    out.resource.labels.update({"service_name": service, "revision_name": f"{service}-{revision}",
-                                "location": "europe-west4", "project_id": "demo"})
+    out.resource.labels.update(
+        {
+            "service_name": service,
+            "revision_name": f"{service}-{revision}",
+            "location": "europe-west4",
+            "project_id": "demo",
+        }
+    )
     for start, end, value in sorted(points, key=lambda p: -p[1]):
         p = out.points.add()
         p.interval.start_time.CopyFrom(ts(start))
@@ -98,58 +112,124 @@ class FakeMonitoring:
                 out._pb.time_series.append(kept)
         return out
 
-    def list_metric_descriptors(self, request: metric_service.ListMetricDescriptorsRequest,
-                                context: grpc.ServicerContext):
+    def list_metric_descriptors(
+        self, request: metric_service.ListMetricDescriptorsRequest, context: grpc.ServicerContext
+    ):
         self.requests.append(("ListMetricDescriptors", request))
         self._check_project(request.name, context)
         prefix = re.search(r'starts_with\("([^"]+)"\)', request.filter)
         out = metric_service.ListMetricDescriptorsResponse()
-        out._pb.metric_descriptors.extend(d for d in self.descriptors if not prefix or d.type.startswith(prefix.group(1)))
+        out._pb.metric_descriptors.extend(
+            d for d in self.descriptors if not prefix or d.type.startswith(prefix.group(1))
+        )
         return out
 
     @staticmethod
     def _check_project(name: str, context: grpc.ServicerContext) -> None:
         if name == "projects/no-access":
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          "Permission monitoring.timeSeries.list denied (or the resource may not exist).")
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "Permission monitoring.timeSeries.list denied (or the resource may not exist).",
+            )
 
 
 def demo_data(fake: FakeMonitoring, now: float = NOW) -> None:
-    """A GPU service `gemma` over the three minutes before `now`, and a service `cpu-only` without GPU data."""
+    """A GPU service `gemma` over the three minutes before `now`; `cpu-only` has no GPU data."""
     fake.now = now
     t1, t2, t3 = now - 180, now - 120, now - 60
     fake.series += [
-        series("run.googleapis.com/container/instance_count", "gemma", [(t1, t1, 1), (t2, t2, 2), (t3, t3, 3)],
-               kind="GAUGE", value_type="INT64", labels={"state": "active"}),
-        series("run.googleapis.com/container/instance_count", "gemma", [(t1, t1, 1), (t2, t2, 1), (t3, t3, 0)],
-               kind="GAUGE", value_type="INT64", labels={"state": "idle"}),
-        series("run.googleapis.com/container/instance_count", "gemma", [(t3, t3, 1)], kind="GAUGE",
-               value_type="INT64", labels={"state": "active"}, revision="r2"),
-        series("run.googleapis.com/container/instance_count", "other", [(t3, t3, 9)], kind="GAUGE",
-               value_type="INT64", labels={"state": "active"}),
-        series("run.googleapis.com/request_count", "gemma", [(t2 - 60, t2, 600), (t2, t3, 1200)], kind="DELTA",
-               value_type="INT64", labels={"response_code_class": "2xx"}),
-        series("run.googleapis.com/request_count", "gemma", [(t2, t3, 60)], kind="DELTA", value_type="INT64",
-               labels={"response_code_class": "5xx"}),
-        series("run.googleapis.com/request_latencies", "gemma", [(t2, t3, latency_distribution(7, 60))],
-               kind="DELTA", value_type="DISTRIBUTION", labels={"response_code_class": "2xx"}),
-        series("run.googleapis.com/request_latencies", "gemma", [(t2, t3, latency_distribution(7, 40))],
-               kind="DELTA", value_type="DISTRIBUTION", labels={"response_code_class": "2xx"}, revision="r2"),
+        series(
+            "run.googleapis.com/container/instance_count",
+            "gemma",
+            [(t1, t1, 1), (t2, t2, 2), (t3, t3, 3)],
+            kind="GAUGE",
+            value_type="INT64",
+            labels={"state": "active"},
+        ),
+        series(
+            "run.googleapis.com/container/instance_count",
+            "gemma",
+            [(t1, t1, 1), (t2, t2, 1), (t3, t3, 0)],
+            kind="GAUGE",
+            value_type="INT64",
+            labels={"state": "idle"},
+        ),
+        series(
+            "run.googleapis.com/container/instance_count",
+            "gemma",
+            [(t3, t3, 1)],
+            kind="GAUGE",
+            value_type="INT64",
+            labels={"state": "active"},
+            revision="r2",
+        ),
+        series(
+            "run.googleapis.com/container/instance_count",
+            "other",
+            [(t3, t3, 9)],
+            kind="GAUGE",
+            value_type="INT64",
+            labels={"state": "active"},
+        ),
+        series(
+            "run.googleapis.com/request_count",
+            "gemma",
+            [(t2 - 60, t2, 600), (t2, t3, 1200)],
+            kind="DELTA",
+            value_type="INT64",
+            labels={"response_code_class": "2xx"},
+        ),
+        series(
+            "run.googleapis.com/request_count",
+            "gemma",
+            [(t2, t3, 60)],
+            kind="DELTA",
+            value_type="INT64",
+            labels={"response_code_class": "5xx"},
+        ),
+        series(
+            "run.googleapis.com/request_latencies",
+            "gemma",
+            [(t2, t3, latency_distribution(7, 60))],
+            kind="DELTA",
+            value_type="DISTRIBUTION",
+            labels={"response_code_class": "2xx"},
+        ),
+        series(
+            "run.googleapis.com/request_latencies",
+            "gemma",
+            [(t2, t3, latency_distribution(7, 40))],
+            kind="DELTA",
+            value_type="DISTRIBUTION",
+            labels={"response_code_class": "2xx"},
+            revision="r2",
+        ),
         series(GPU, "gemma", [(t3, t3, 0.6)], kind="GAUGE", value_type="DOUBLE"),
         series(GPU, "gemma", [(t3, t3, 0.8)], kind="GAUGE", value_type="DOUBLE", revision="r2"),
         series(GPU_MEMORY, "gemma", [(t3, t3, 0.95)], kind="GAUGE", value_type="DOUBLE"),
-        series("run.googleapis.com/container/billable_instance_time", "gemma",
-               [(t1 - 60, t1, 45.0), (t1, t2, 60.0), (now - 7200, now - 7140, 999.0)], kind="DELTA",
-               value_type="DOUBLE"),
+        series(
+            "run.googleapis.com/container/billable_instance_time",
+            "gemma",
+            [(t1 - 60, t1, 45.0), (t1, t2, 60.0), (now - 7200, now - 7140, 999.0)],
+            kind="DELTA",
+            value_type="DOUBLE",
+        ),
     ]
-    for metric_type, unit, text in ((GPU, "10^2.%", "GPU utilization of the container instance"),
-                                    (GPU_MEMORY, "10^2.%", "GPU memory utilization")):
-        fake.descriptors.append(metric_pb2.MetricDescriptor(
-            name=f"projects/demo/metricDescriptors/{metric_type}", type=metric_type, unit=unit, description=text,
-            metric_kind=metric_pb2.MetricDescriptor.MetricKind.GAUGE,
-            value_type=metric_pb2.MetricDescriptor.ValueType.DOUBLE,
-            labels=[label_pb2.LabelDescriptor(key="accelerator_type")],
-        ))
+    for metric_type, unit, text in (
+        (GPU, "10^2.%", "GPU utilization of the container instance"),
+        (GPU_MEMORY, "10^2.%", "GPU memory utilization"),
+    ):
+        fake.descriptors.append(
+            metric_pb2.MetricDescriptor(
+                name=f"projects/demo/metricDescriptors/{metric_type}",
+                type=metric_type,
+                unit=unit,
+                description=text,
+                metric_kind=metric_pb2.MetricDescriptor.MetricKind.GAUGE,
+                value_type=metric_pb2.MetricDescriptor.ValueType.DOUBLE,
+                labels=[label_pb2.LabelDescriptor(key="accelerator_type")],
+            )
+        )
 
 
 @pytest.fixture()
@@ -160,14 +240,21 @@ def fake_monitoring(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     passing "present"."""
     fake = FakeMonitoring()
     demo_data(fake, time.time() if getattr(request, "param", None) == "present" else NOW)
-    handler = grpc.method_handlers_generic_handler("google.monitoring.v3.MetricService", {
-        "ListTimeSeries": grpc.unary_unary_rpc_method_handler(
-            fake.list_time_series, request_deserializer=metric_service.ListTimeSeriesRequest.deserialize,
-            response_serializer=metric_service.ListTimeSeriesResponse.serialize),
-        "ListMetricDescriptors": grpc.unary_unary_rpc_method_handler(
-            fake.list_metric_descriptors, request_deserializer=metric_service.ListMetricDescriptorsRequest.deserialize,
-            response_serializer=metric_service.ListMetricDescriptorsResponse.serialize),
-    })
+    handler = grpc.method_handlers_generic_handler(
+        "google.monitoring.v3.MetricService",
+        {
+            "ListTimeSeries": grpc.unary_unary_rpc_method_handler(
+                fake.list_time_series,
+                request_deserializer=metric_service.ListTimeSeriesRequest.deserialize,
+                response_serializer=metric_service.ListTimeSeriesResponse.serialize,
+            ),
+            "ListMetricDescriptors": grpc.unary_unary_rpc_method_handler(
+                fake.list_metric_descriptors,
+                request_deserializer=metric_service.ListMetricDescriptorsRequest.deserialize,
+                response_serializer=metric_service.ListMetricDescriptorsResponse.serialize,
+            ),
+        },
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")

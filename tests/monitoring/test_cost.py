@@ -9,9 +9,17 @@ import pytest
 from lib.cost import DEFAULT_PRICES, PriceRow, compare, instance_seconds_from_counts, table_from_rows
 from lib.errors import UserError
 
-ROW = PriceRow(gpu="g", cloud_run_gpu_usd_per_s=0.0002, cloud_run_vcpu_usd_per_s=0.00001,
-               cloud_run_gib_usd_per_s=0.000001, cloud_run_vcpu=4, cloud_run_gib=16, machine="m",
-               machine_usd_per_h=1.0, gke_fee_usd_per_h=0.1)
+ROW = PriceRow(
+    gpu="g",
+    cloud_run_gpu_usd_per_s=0.0002,
+    cloud_run_vcpu_usd_per_s=0.00001,
+    cloud_run_gib_usd_per_s=0.000001,
+    cloud_run_vcpu=4,
+    cloud_run_gib=16,
+    machine="m",
+    machine_usd_per_h=1.0,
+    gke_fee_usd_per_h=0.1,
+)
 
 
 def test_ten_minutes_of_instance_time_in_an_hour():
@@ -32,11 +40,14 @@ def test_busy_all_the_time_the_machine_wins():
     assert c.cheaper == "always-on"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(instance_s=10, window_s=0), "window"),
-    (dict(instance_s=-1, window_s=10), "instance time"),
-    (dict(instance_s=1, window_s=10, machines=0), "machine"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(instance_s=10, window_s=0), "window"),
+        (dict(instance_s=-1, window_s=10), "instance time"),
+        (dict(instance_s=1, window_s=10, machines=0), "machine"),
+    ],
+)
 def test_bad_numbers_are_refused(kwargs, message):
     with pytest.raises(UserError, match=message):
         compare(ROW, **kwargs)

@@ -26,8 +26,11 @@ def test_by_hand_shows_every_step_of_the_sum(page):
     page.number_input[1].set_value(3600.0)
     page.run()
     steps = page.dataframe[-1].value
-    assert list(steps["step"])[:3] == ["Cloud Run price per instance-second", "Cloud Run for the measured instance time",
-                                       "Always-on machines over the same window"]
+    assert list(steps["step"])[:3] == [
+        "Cloud Run price per instance-second",
+        "Cloud Run for the measured instance time",
+        "Always-on machines over the same window",
+    ]
     per_s = steps["value"][0]
     assert steps["value"][1] == pytest.approx(1800 * per_s)
     assert any(m.label == "Cheaper" for m in page.metric)
@@ -37,9 +40,15 @@ def test_by_hand_shows_every_step_of_the_sum(page):
 def test_a_saved_load_run_is_the_instance_time(page, tmp_path):
     run = tmp_path / "results" / "loadgen" / "20261128-030000-pets-tuned"
     run.mkdir(parents=True)
-    run.joinpath("summary.json").write_text(json.dumps({
-        "run_id": run.name, "header": {"duration_s": 60.0, "warmup_s": 0.0},
-        "summary": {"achieved_rate_rps": 52.4}}))
+    run.joinpath("summary.json").write_text(
+        json.dumps(
+            {
+                "run_id": run.name,
+                "header": {"duration_s": 60.0, "warmup_s": 0.0},
+                "summary": {"achieved_rate_rps": 52.4},
+            }
+        )
+    )
     page.run()
     page.radio[0].set_value("a saved load run").run()
     assert not page.exception, page.exception

@@ -14,10 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fake_monitoring", ["present"], indirect=True)
-def test_cloud_run_backend_charts_instances_by_state_gpu_and_staleness(fake_monitoring, tmp_path, monkeypatch):
-    # The load goes to a loopback port where nothing listens (no cloud here); the server panel reads the fake API.
-    (tmp_path / "models.toml").write_text('[[backend]]\nname = "gemma"\nbase_url = "http://127.0.0.1:9/v1"\n'
-                                          'model = "google/gemma-3-4b-it"\nfamily = "vllm"\n')
+def test_cloud_run_backend_charts_instances_by_state_gpu_and_staleness(
+    fake_monitoring, tmp_path, monkeypatch
+):
+    # The load goes to a loopback port where nothing listens (no cloud); the server panel reads the fake.
+    (tmp_path / "models.toml").write_text(
+        '[[backend]]\nname = "gemma"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'model = "google/gemma-3-4b-it"\nfamily = "vllm"\n'
+    )
     monkeypatch.setenv("MODELS_TOML", str(tmp_path / "models.toml"))
     monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
     monkeypatch.setenv("PETS_CACHE_DIR", str(tmp_path / "cache"))
@@ -39,8 +43,11 @@ def test_cloud_run_backend_charts_instances_by_state_gpu_and_staleness(fake_moni
     assert not at.exception, at.exception
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert {"Cloud Run: Instances", "Cloud Run: GPU utilisation", "Cloud Run: Latency (ms)"} <= set(titles)
-    instances = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                     if json.loads(c.proto.spec)["layout"]["title"]["text"] == "Cloud Run: Instances")
+    instances = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["layout"]["title"]["text"] == "Cloud Run: Instances"
+    )
     assert {t["name"] for t in instances["data"]} == {"instances active", "instances idle"}
     assert any("newest point 6" in c.value for c in at.caption)  # 60-odd seconds old: Cloud Monitoring lags
     assert any("connect" in w.value or "failed" in w.value for w in at.warning)  # nothing listened: counted

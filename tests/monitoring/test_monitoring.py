@@ -10,8 +10,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from lib.errors import UserError
 from lib.monitoring import (
-    MonitoringError, bucket_bounds, billable_instance_seconds, distribution_percentile, find_gpu_metrics,
-    local_metrics, make_client, pick_gpu_utilization, scrape, service_metrics,
+    MonitoringError,
+    billable_instance_seconds,
+    bucket_bounds,
+    distribution_percentile,
+    find_gpu_metrics,
+    local_metrics,
+    make_client,
+    pick_gpu_utilization,
+    scrape,
+    service_metrics,
 )
 from lib.settings import load_settings
 
@@ -25,7 +33,9 @@ def test_service_metrics_split_instances_by_state_and_sum_revisions(fake_monitor
     assert [round(p.value, 3) for p in m.request_rate_rps] == [10.0, 21.0]  # 600/60, (1200+60)/60
     assert [p.value for p in m.latency_ms["p50"]] == [96.0]  # 100 requests in the 64..128 ms bucket
     assert m.latency_ms["p99"][0].value == pytest.approx(64 + 64 * 0.99)
-    assert m.gpu_metric == fake_monitoring.gpu and [p.value for p in m.gpu_utilization] == [pytest.approx(0.7)]
+    assert m.gpu_metric == fake_monitoring.gpu and [p.value for p in m.gpu_utilization] == [
+        pytest.approx(0.7)
+    ]
     assert m.newest_point_age_s == 60.0  # Cloud Monitoring lags: the page shows this
 
 
@@ -41,7 +51,10 @@ def test_the_client_asks_for_the_service_and_discovers_the_gpu_metric(fake_monit
 
 def test_gpu_metric_picked_from_descriptors_is_compute_not_memory(fake_monitoring):
     found = find_gpu_metrics(make_client(load_settings()), "demo")
-    assert {m.type for m in found} == {fake_monitoring.gpu, "run.googleapis.com/container/gpu/memory_utilizations"}
+    assert {m.type for m in found} == {
+        fake_monitoring.gpu,
+        "run.googleapis.com/container/gpu/memory_utilizations",
+    }
     assert pick_gpu_utilization(found).type == fake_monitoring.gpu
 
 
@@ -54,7 +67,12 @@ def test_a_service_without_points_says_so(fake_monitoring):
 
 
 def test_billable_instance_time_sums_the_window(fake_monitoring):
-    assert billable_instance_seconds(make_client(load_settings()), "demo", "gemma", fake_monitoring.now - 600, fake_monitoring.now) == 105.0
+    assert (
+        billable_instance_seconds(
+            make_client(load_settings()), "demo", "gemma", fake_monitoring.now - 600, fake_monitoring.now
+        )
+        == 105.0
+    )
 
 
 def test_permission_denied_is_a_clear_message(fake_monitoring):
@@ -70,17 +88,24 @@ def test_no_project_and_non_loopback_endpoints_are_refused(monkeypatch):
         make_client(load_settings())
 
 
-@pytest.mark.parametrize("counts, q, expected", [
-    ([0, 10, 0, 0], 50, 1.5),     # linear 1..2 bucket, halfway
-    ([0, 0, 0, 4], 99, 3.0),      # all in overflow: its lower edge
-    ([5, 0, 0, 0], 50, 0.5),      # underflow spans 0..first edge
-    ([0, 0, 0, 0], 50, None),
-])
+@pytest.mark.parametrize(
+    "counts, q, expected",
+    [
+        ([0, 10, 0, 0], 50, 1.5),  # linear 1..2 bucket, halfway
+        ([0, 0, 0, 4], 99, 3.0),  # all in overflow: its lower edge
+        ([5, 0, 0, 0], 50, 0.5),  # underflow spans 0..first edge
+        ([0, 0, 0, 0], 50, None),
+    ],
+)
 def test_distribution_percentiles(counts, q, expected):
     from google.api import distribution_pb2
 
     opts = distribution_pb2.Distribution.BucketOptions()
-    opts.linear_buckets.num_finite_buckets, opts.linear_buckets.width, opts.linear_buckets.offset = 2, 1.0, 1.0
+    opts.linear_buckets.num_finite_buckets, opts.linear_buckets.width, opts.linear_buckets.offset = (
+        2,
+        1.0,
+        1.0,
+    )
     bounds = bucket_bounds(opts, 4)
     assert bounds == [(-math.inf, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, math.inf)]
     assert distribution_percentile(bounds, counts, q) == expected
@@ -88,8 +113,13 @@ def test_distribution_percentiles(counts, q, expected):
 
 def test_local_metrics_from_two_scrapes_of_a_real_prometheus_endpoint():
     registry = CollectorRegistry()
-    latency = Histogram("vllm:e2e_request_latency_seconds", "latency", ["model_name"], registry=registry,
-                        buckets=(0.01, 0.02, 0.05, 0.1))
+    latency = Histogram(
+        "vllm:e2e_request_latency_seconds",
+        "latency",
+        ["model_name"],
+        registry=registry,
+        buckets=(0.01, 0.02, 0.05, 0.1),
+    )
     success = Counter("vllm:request_success", "ok", ["model_name"], registry=registry)
     errors = Counter("pets:request_errors", "errors", ["model_name", "code"], registry=registry)
     running = Gauge("vllm:num_requests_running", "running", ["model_name"], registry=registry)
