@@ -193,3 +193,39 @@ def test_an_empty_images_folder_gets_a_one_line_message(noop, tmp_path):
         "5",
     )
     assert done.returncode == 2 and "holds no" in done.stderr
+
+
+def test_cloud_run_task_variables_pick_this_tasks_share(noop, tmp_path):
+    import os
+
+    env = {**os.environ, "CLOUD_RUN_TASK_INDEX": "1", "CLOUD_RUN_TASK_COUNT": "2"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib",
+            "loadgen",
+            "--url",
+            f"{noop}/v1",
+            "--model",
+            "noop",
+            "--text",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+            "--mode",
+            "constant",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["task_index"] == 1 and summary["requests_sent"] == 10
+    assert read_run(tmp_path / "r-task1.jsonl").header.task_count == 2
