@@ -1,0 +1,104 @@
+"""The Tuning page through streamlit.testing: finished runs, the local trainer with progress, jobs and launch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.breeds import BREED_IDS
+from lib.errors import UserError
+from lib.finetune.gemma import GemmaTrainConfig, train_gemma
+from lib.finetune.gemma_runs import BackgroundRun, execution_cost_usd, list_finished_runs, submit_gemma_job
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
+
+
+@pytest.fixture
+def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("GOOGLE_CLOUD_PROJECT", "CLOUD_RUN_API_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
+    monkeypatch.setenv("PETS_ARTIFACTS", str(tmp_path / "pets-tuned"))
+    monkeypatch.setenv("APP_MODE", "presenter")
+    st.cache_data.clear()
+    st.cache_resource.clear()  # pages/_common caches Settings per process
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "duration_s, tasks, gpu, expected",
+    [
+        (3600, 1, "nvidia-l4", 3600 * (0.0001867 + 4 * 0.000018 + 16 * 0.000002)),
+        (600, 2, "nvidia-l4", 1200 * (0.0001867 + 4 * 0.000018 + 16 * 0.000002)),
+        (None, 1, "nvidia-l4", None),  # still pending
+        (600, 1, None, None),  # a CPU job: not in the GPU price table
+        (600, 1, "nvidia-a100", None),
+    ],
+)
+def test_execution_cost_estimate(duration_s, tasks, gpu, expected):
+    cost = execution_cost_usd(duration_s, tasks, gpu)
+    assert cost == (None if expected is None else pytest.approx(expected))
+
+
+def test_background_run_reports_progress_and_failure():
+    def work(progress):
+        for i in range(3):
+            progress("extracting", i + 1, 3)
+        return 42
+
+    done = BackgroundRun("ok", work).join(10)
+    assert (done.state, done.result, done.stage, done.done, done.total) == ("succeeded", 42, "extracting", 3, 3)
+
+    def broken(progress):
+        raise UserError("no photos")
+
+    failed = BackgroundRun("bad", broken).join(10)
+    assert (failed.state, failed.error) == ("failed", "no photos")
+
+
+def test_launch_dry_run_renders_the_gcloud_commands():
+    lines: list[str] = []
+    result = submit_gemma_job(image="eu-docker.pkg.dev/p/t/gemma-trainer:1", dry_run=True, out=lines.append,
+                              trainer_args=["--model-id", "google/gemma-3-4b-it", "--out", "gs://b/results/tuning/r1"])
+    assert result["dry_run"] is True
+    text = "\n".join(lines)
+    assert "gcloud run jobs create pets-finetune" in text and "nvidia-l4" in text
+    assert "gs://b/results/tuning/r1" in text and "eu-docker.pkg.dev/p/t/gemma-trainer:1" in text
+
+
+@pytest.mark.slow
+def test_page_shows_a_finished_gemma_run(page_env: Path, train_config: GemmaTrainConfig):
+    train_gemma(train_config.model_copy(update={"out": str(page_env / "results" / "tuning" / "r1"), "max_steps": 2}))
+    (page_env / "results" / "tuning" / "unfinished").mkdir()
+    assert [r.name for r in list_finished_runs(str(page_env / "results"))] == ["r1"]
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("GOOGLE_CLOUD_PROJECT" in i.value for i in at.info)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Steps"] == "2" and metrics["Held-out accuracy"].endswith("%")
+    assert any("vllm serve" in c.value for c in at.code)
+
+
+@pytest.mark.slow
+def test_local_trainer_runs_in_the_background_with_progress(page_env: Path, pets: Path):
+    few = page_env / "photos"  # two photos per breed: one to train on, one held out; keeps the run short
+    few.mkdir()
+    for breed in BREED_IDS:
+        for src in sorted(pets.glob(f"{breed}_*.jpg"))[:2]:
+            shutil.copy(src, few / src.name)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = at.run()
+    at.text_input(key="local-data").set_value(str(few)).run()
+    at.button(key="local-train").click().run()
+    assert not at.exception
+    run = at.session_state["tuning-local-run"]
+    final = run.join(300)
+    assert final.state == "succeeded", final.error
+    assert (page_env / "pets-tuned" / "metrics.json").exists()
+    at.run()
+    assert any(s.value.startswith("New pets-tuned in") for s in at.success)
+    assert at.selectbox(key="tuning-run").value == "pets-tuned (local)"
