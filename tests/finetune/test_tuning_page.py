@@ -102,3 +102,40 @@ def test_local_trainer_runs_in_the_background_with_progress(page_env: Path, pets
     at.run()
     assert any(s.value.startswith("New pets-tuned in") for s in at.success)
     assert at.selectbox(key="tuning-run").value == "pets-tuned (local)"
+
+
+@pytest.fixture
+def fake_cloud(page_env: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Cloud Run Admin API fake (gRPC) and token endpoint from tests/cloudrun, and an env pointing at them."""
+    from cloudrun.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
+
+    run, servers = FakeCloudRun().start(), ModelServers().start()
+    try:
+        key = write_service_account(page_env / "sa.json", servers.token_uri)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+        monkeypatch.setenv("NO_GCE_CHECK", "True")
+        monkeypatch.setenv("CLOUDSDK_CONFIG", str(page_env / "gcloud"))
+        monkeypatch.setenv("CLOUD_RUN_API_ENDPOINT", run.endpoint)
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+        monkeypatch.setenv("CLOUD_RUN_REGION", REGIONS[0])
+        yield run
+    finally:
+        servers.stop()
+        run.stop()
+
+
+@pytest.mark.slow
+def test_presenter_launches_a_job_and_sees_its_execution(fake_cloud):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and not at.dataframe  # no jobs yet
+    form = {t.label: t for t in at.text_input}
+    form["Trainer image"].set_value("europe-west4-docker.pkg.dev/p/training/gemma-trainer:1")
+    next(c for c in at.checkbox if c.label.startswith("Dry run")).set_value(False)
+    at.button[0].click().run()  # the form's Launch button
+    assert not at.exception
+    assert any(s.value.startswith("Started execution pets-finetune-") for s in at.success)
+    at.run()  # the listing sits above the form: the next run of the page shows the new job
+    jobs, executions = at.dataframe[0].value, at.dataframe[1].value
+    assert list(jobs["job"]) == ["pets-finetune"] and list(jobs["GPU"]) == ["nvidia-l4"]
+    assert len(executions) == 1 and executions.iloc[0]["state"] in ("pending", "running")
+    assert "est. cost (USD)" in executions.columns
