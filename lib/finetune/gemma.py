@@ -216,7 +216,6 @@ def _eval_from_dict(raw: dict[str, Any]) -> EvalSummary:
 
 def _callbacks(
     cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, meta_base: CheckpointMeta, report: Progress,
-    losses: list[tuple[int, float]],
 ) -> list[Any]:
     from transformers import TrainerCallback
 
@@ -235,7 +234,6 @@ def _callbacks(
     class Report(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             if logs and "loss" in logs:
-                losses.append((state.global_step, float(logs["loss"])))
                 report(GemmaProgress("train", state.global_step, state.max_steps, float(logs["loss"])))
 
     return [Checkpoints(), Report()]
@@ -361,11 +359,10 @@ def _train_and_save(
     import torch
 
     cuda = device == "cuda"
-    losses: list[tuple[int, float]] = []
     meta = CheckpointMeta(cfg.model_id, fingerprint, 0, cfg.lora_r)
     with _quiet_deprecations():
         trainer = make_trainer(
-            cfg, model, processor, train_photos, staging, device, _callbacks(cfg, out, staging, meta, report, losses)
+            cfg, model, processor, train_photos, staging, device, _callbacks(cfg, out, staging, meta, report)
         )
         resume_dir = None
         if resume_step is not None:
