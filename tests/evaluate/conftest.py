@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,10 +40,23 @@ def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[fsspec.AbstractFileSystem]:
 
     # Anonymous: credential discovery would otherwise probe the GCE metadata server.
     monkeypatch.setitem(fsspec.config.conf, "gcs", {"token": "anon"})
+    # gcsfs's default (experimental zonal-bucket) class looks up each bucket's layout over the gRPC Storage
+    # Control API, which the emulator does not serve; the JSON-API class is the same code path for our files.
+    registry = importlib.import_module("fsspec.registry")._registry  # `fsspec.registry` is a read-only view
+    for protocol in ("gs", "gcs"):
+        monkeypatch.setitem(registry, protocol, gcsfs.core.GCSFileSystem)
     gcsfs.GCSFileSystem.clear_instance_cache()
-    with FakeGCSServer() as server:  # starts the bundled binary with -scheme http on a free port
+    server = FakeGCSServer()  # the bundled binary, -scheme http, on a free loopback port
+    server.start()
+    process = server._process  # the wrapper leaves its stderr pipe open on stop; closed below
+    try:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        gcsfs.core.GCSFileSystem.clear_instance_cache()
         fs = fsspec.filesystem("gcs")
         fs.mkdir("pets-results")
         yield fs
-    gcsfs.GCSFileSystem.clear_instance_cache()
+    finally:
+        server.stop()
+        if process is not None and process.stderr is not None:
+            process.stderr.close()
+        gcsfs.core.GCSFileSystem.clear_instance_cache()
