@@ -14,12 +14,13 @@ from lib.data import Photo, list_photos
 from lib.errors import UserError
 from lib.images import ImageLimits
 from lib.ratelimit import Rate, RateLimiter, Verdict
-from lib.registry import Backend, group_by_base_model
+from lib.registry import Backend, group_by_base_model, load_registry
 from lib.settings import Settings, load_settings
 
 __all__ = [
     "settings", "backends", "health", "classify", "sample_photos", "thumbnail", "backend_picker", "image_limits",
-    "digest", "access", "is_presenter", "presenter_sign_in", "allow_classification", "session_id",
+    "digest", "access", "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification",
+    "session_id",
 ]
 
 
@@ -31,10 +32,8 @@ def settings() -> Settings:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def backends() -> list[Backend]:
-    """Every backend the dashboard may call: models.toml, plus Cloud Run discovery when a project is set."""
-    from lib.cloudrun.discovery import full_registry
-
-    return full_registry(settings())[0]
+    """Every backend the dashboard may call: models.toml (plus Cloud Run discovery where configured)."""
+    return load_registry(settings=settings())
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -162,6 +161,18 @@ def access() -> access_rules.Access:
 def is_presenter() -> bool:
     """True when this visitor may see every page and start servers, loads, jobs and deploys."""
     return access().presenter
+
+
+def require_presenter() -> None:
+    """First line of every presenter page: an attendee gets one sentence and nothing else.
+
+    Needed even though `st.navigation` leaves presenter pages out for attendees: while a `pages/`
+    folder sits beside the entrypoint, Streamlit 1.67 routes the FIRST run of a fresh process by
+    that folder (`_mpa_v1`), so `/live` on a new Cloud Run instance would run `pages/live.py` directly.
+    """
+    if not is_presenter():
+        st.error("This page is for the presenter. Attendees can use Classify and Accuracy.")
+        st.stop()
 
 
 def presenter_sign_in() -> None:

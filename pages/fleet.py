@@ -14,6 +14,9 @@ from lib.cloudrun import coldstart, discovery
 from lib.errors import UserError
 from lib.registry import Backend, load_registry
 from lib.settings import Settings, load_settings
+from pages import _common as common
+
+common.require_presenter()  # before anything else: see pages/_common.py
 
 # The lead may move these cached loaders into pages/_common.py.
 

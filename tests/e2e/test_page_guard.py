@@ -1,0 +1,39 @@
+"""Every presenter page refuses attendees by itself, whatever routed the run to it.
+
+Streamlit 1.67 routes the first run of a fresh process by the `pages/` folder (every file in it is
+a page) before `st.navigation` takes over, and `AppTest.from_file(page)` runs a page the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dockerimage import REPO
+
+pytestmark = pytest.mark.slow
+
+PUBLIC = {"classify.py", "accuracy.py"}  # what attendees may open (streamlit_app.PUBLIC)
+PRESENTER_PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py")
+                         if not p.name.startswith("_") and p.name not in PUBLIC)
+
+
+def test_there_are_presenter_pages_to_check() -> None:
+    assert "fleet.py" in PRESENTER_PAGES
+
+
+@pytest.mark.parametrize("name", PRESENTER_PAGES)
+def test_an_attendee_who_reaches_a_presenter_page_gets_one_sentence(name: str, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("APP_MODE", "attendee")
+    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path))
+    monkeypatch.setenv("LOCAL_MODELS_PORT", "9")  # nothing is called anyway
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["This page is for the presenter. Attendees can use Classify and Accuracy."]
+    assert len(at.main.children) == 1, f"pages/{name} shows more than the refusal to an attendee"
+    assert not at.button and not at.metric and not at.dataframe
