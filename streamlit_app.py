@@ -15,6 +15,7 @@ PUBLIC = [
 ]
 PRESENTER: list = [
     st.Page("pages/fleet.py", title="Fleet", icon="🛰️"),
+    st.Page("pages/tuning.py", title="Tuning", icon="🎛️"),
 ]
 
 sections = {"Demo": PUBLIC}
