@@ -78,7 +78,7 @@ def _verify(path: Path, archive: Archive) -> None:
 
 
 def download_file(url: str, dest: Path, archive: Archive, *, progress: ProgressFn | None = None,
-                  client: httpx.Client | None = None, attempts: int = 5, chunk_bytes: int = 1 << 16) -> Path:
+                  client: httpx.Client | None = None, attempts: int = 5) -> Path:
     """Download `url` to `dest` through `dest.part`, resuming with HTTP Range after a dropped connection.
 
     A finished file is checked (size, MD5) before it takes its final name; a bad one is deleted.
@@ -108,7 +108,9 @@ def download_file(url: str, dest: Path, archive: Archive, *, progress: ProgressF
                     total = have + int(length) if length and length.isdigit() else archive.size_bytes
                     with open(part, "ab" if have else "wb") as out:
                         done = have
-                        for chunk in response.iter_bytes(chunk_bytes):
+                        # Raw bytes as they arrive: a cut connection keeps everything received, and a
+                        # server's Content-Encoding never alters the archive on disk.
+                        for chunk in response.iter_raw():
                             out.write(chunk)
                             done += len(chunk)
                             if progress:
