@@ -160,10 +160,13 @@ class TunedHead:
     def save(self, folder: Path) -> Path:
         """Write `head.npz` (weights) and `head.json` (classes, input size) into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "head.npz", weight=self.weight, bias=self.bias, mean=self.mean, std=self.std)
         (folder / "head.json").write_text(
             json.dumps({"classes": list(self.classes), "input_size": INPUT_SIZE, "features": "efficientnet-lite0"}, indent=2)
         )
+        # Written aside and renamed: a server watching the folder never reads half a file.
+        tmp = folder / "head.npz.tmp.npz"
+        np.savez(tmp, weight=self.weight, bias=self.bias, mean=self.mean, std=self.std)
+        os.replace(tmp, folder / "head.npz")
         return folder / "head.npz"
 
     @classmethod

@@ -100,8 +100,33 @@ class Models:
     def __init__(self, artifacts: Path, cache_dir: Path, threads: int | None) -> None:
         from lib.localmodel import Backbone, TunedHead
 
+        self.artifacts = artifacts
         self.backbone = Backbone(cache_dir, threads)
         self.head = TunedHead.load(artifacts)
+        self._stamp = self._head_stamp()
+        self._checked = time.monotonic()
+
+    def _head_stamp(self) -> float:
+        try:
+            return (self.artifacts / "head.npz").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def reload_if_retrained(self) -> None:
+        """Pick up a head retrained in place (e.g. from the Tuning page) without a restart."""
+        from lib.errors import UserError
+        from lib.localmodel import TunedHead
+
+        if time.monotonic() - self._checked < 1.0:
+            return
+        self._checked = time.monotonic()
+        stamp = self._head_stamp()
+        if stamp != self._stamp:
+            try:
+                self.head = TunedHead.load(self.artifacts)
+                self._stamp = stamp
+            except (UserError, OSError, ValueError):
+                pass  # a half-written head: keep serving the old one and look again shortly
 
     def answer(self, model: str, image: bytes, constrained: bool) -> str:
         from lib.breeds import display_name
@@ -113,6 +138,7 @@ class Models:
         except ImageError as exc:
             raise ApiError(400, str(exc), "messages.content.image_url", "invalid_image") from None
         features = self.backbone(img)
+        self.reload_if_retrained()
         if model == "pets-base":
             text, _ = base_answer(features, constrained)
         else:

@@ -202,7 +202,7 @@ else:
             r = snap.result
             st.success(f"New pets-tuned in {r.out_dir}: held-out accuracy {100 * r.test_accuracy:.1f}% "
                        f"(pets-base {100 * r.base_test_accuracy:.1f}%) on {r.n_test} photos, {snap.elapsed_s:.0f} s. "
-                       "Restart `python -m lib serve-local` to serve it, then compare on the Accuracy page.")
+                       "A local server started on that folder serves it within a second; compare it on the Accuracy page.")
         if snap.log:
             st.caption(" · ".join(line.strip() for line in snap.log))
         if snap.state != "running" and run_every is not None:

@@ -134,3 +134,33 @@ def test_the_server_survives_bad_input_and_counts_it(local_server: str, pets: Pa
     assert 'vllm:request_success_total{model_name="pets-tuned"}' in metrics
     assert 'pets:request_errors_total{code="invalid_image",model_name="pets-tuned"}' in metrics
     assert 'vllm:e2e_request_latency_seconds_count{model_name="pets-tuned"}' in metrics
+
+
+def test_a_retrained_head_is_served_without_a_restart(tmp_path: Path, pets: Path) -> None:
+    import dataclasses
+    import shutil
+    import time
+
+    from lib.breeds import BREED_IDS
+    from lib.localmodel import TunedHead
+    from lib.localprocess import start_local_server
+    from pets_testing import REPO, free_port
+
+    artifacts = tmp_path / "pets-tuned"
+    shutil.copytree(REPO / "artifacts" / "pets-tuned", artifacts)
+    port = free_port()
+    proc = start_local_server("127.0.0.1", port, "--artifacts", str(artifacts), log_file=tmp_path / "log")
+    url = f"http://127.0.0.1:{port}/v1"
+    jpeg = prepare_jpeg((pets / "pug_142.jpg").read_bytes())
+    try:
+        assert post(url, body_for(jpeg)).json()["choices"][0]["message"]["content"] == "Pug"
+        head = TunedHead.load(artifacts)
+        bias = head.bias.copy()
+        bias[BREED_IDS.index("beagle")] += 1000.0  # a head that calls everything a beagle
+        dataclasses.replace(head, bias=bias).save(artifacts)
+        time.sleep(1.2)
+        answers = {post(url, body_for(jpeg)).json()["choices"][0]["message"]["content"] for _ in range(2)}
+        assert "Beagle" in answers
+    finally:
+        proc.terminate()
+        proc.wait(10)
