@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lib.backends import RetryPolicy
-from lib.cloudrun import admin, coldstart, discovery
+from lib.cloudrun import admin, coldstart, dashboard, discovery
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, build_spec
@@ -167,7 +167,9 @@ def _add_service_parser(sub: argparse._SubParsersAction) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register deploy, discover, coldstart, jobs and executions."""
     deploy = sub.add_parser("deploy", help="deploy to Cloud Run (dry run prints the gcloud command)")
-    _add_service_parser(deploy.add_subparsers(dest="deploy_command", required=True, metavar="KIND"))
+    kinds = deploy.add_subparsers(dest="deploy_command", required=True, metavar="KIND")
+    _add_service_parser(kinds)
+    dashboard.add_deploy_parser(kinds)
 
     p = sub.add_parser("discover", help="list Cloud Run model services and probe their /v1/models")
     p.add_argument("--project")
