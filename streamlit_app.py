@@ -1,7 +1,8 @@
 """The dashboard's entry point: it only routes. Pages are thin views over `lib/`.
 
 Attendees (the public URL, APP_MODE=attendee) get Classify and Accuracy only; presenters (see
-lib/access.py) get every page. A page left out of `st.navigation` cannot be opened by its URL.
+lib/access.py) get every page. Every presenter page also starts with `common.require_presenter()`:
+the first run of a fresh process is routed by the pages/ folder, not by this list.
 """
 
 import streamlit as st
@@ -12,6 +13,7 @@ st.set_page_config(page_title="Pets on Cloud Run", page_icon="🐾", layout="wid
 
 PUBLIC = [
     st.Page("pages/classify.py", title="Classify", icon="🐾", default=True),
+    st.Page("pages/accuracy.py", title="Accuracy", icon="📊"),
 ]
 PRESENTER: list = [
     st.Page("pages/fleet.py", title="Fleet", icon="🛰️"),

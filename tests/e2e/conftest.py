@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
@@ -42,11 +44,23 @@ def _warm(browser, url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory, local_server: str, pets: Path, browser) -> Iterator[str]:
+def evaluated(tmp_path_factory: pytest.TempPathFactory, local_server: str, pets: Path) -> Path:
+    """A results root with a real baseline and tuned evaluation (40 photos each) for the Accuracy page."""
+    root = tmp_path_factory.mktemp("results")
+    env = {**os.environ, "LOCAL_MODELS_PORT": str(urlparse(local_server).port), "PETS_DIR": str(pets)}
+    for backend in ("pets-base", "pets-tuned"):
+        subprocess.run([sys.executable, "-m", "lib", "eval", "--backend", backend, "--limit", "40", "--out", str(root),
+                        "--quiet"], cwd=dockerimage.REPO, env=env, check=True, capture_output=True, timeout=300)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory, local_server: str, pets: Path, browser,
+              evaluated: Path) -> Iterator[str]:
     """The attendee dashboard (the image's defaults), with small limits so abuse shows quickly."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     for container in _start(
-            tmp_path_factory.mktemp("attendee"), local_server, pets, UPLOAD_MAX_MB="1",
+            tmp_path_factory.mktemp("attendee"), local_server, pets, RESULTS_ROOT=str(evaluated), UPLOAD_MAX_MB="1",
             RATE_SESSION_BURST="5", RATE_SESSION_PER_MIN="1", RATE_CLIENT_BURST="20", SIGN_IN_ATTEMPTS="3"):
         _warm(browser, container.url)
         yield container.url

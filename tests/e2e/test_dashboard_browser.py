@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from dockerimage import REPO
 from support import OUTPUT, PRESENTER, TOKEN
 from lib.backends import classify_sync
 from lib.breeds import display_name
@@ -59,7 +60,8 @@ def upload(page: Page, path: Path) -> None:
 
 
 def nav_links(page: Page) -> list[str]:
-    return page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    """Page titles in the sidebar navigation (icons dropped)."""
+    return [text.split()[-1] for text in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
 
 
 def tuned_says(local_server: str, photo: Path) -> str:
@@ -91,35 +93,49 @@ def served(local_server: str, model: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+SHOWN_AT = """([selector, text]) => {
+    const hit = [...document.querySelectorAll(selector)].some(e => e.innerText.trim() === text);
+    return hit ? performance.now() : null;
+}"""
+
+
+def shown_at_ms(page: Page, selector: str, text: str) -> float:
+    """The page's clock (ms since navigation start) when `text` appears in `selector`, checked every frame."""
+    return page.wait_for_function(SHOWN_AT, arg=[selector, text], polling="raf").json_value()
+
+
 def test_upload_a_photo_pick_pets_tuned_see_the_breed_and_time_it(new_page, dashboard, local_server, pets) -> None:
     # havanese_120 first (pets-tuned knows it), then photos of other breeds, each answered differently
     expected = distinct_answers(local_server, pets, 5, first=pets / "havanese_120.jpg")
     assert expected[pets / "havanese_120.jpg"] == "Havanese"
-    photos = list(expected)
 
     page = new_page()
-    paint_ms = open_classify(page, dashboard)
+    page.goto(dashboard)
+    # Times come from the browser's own clock, checked every animation frame (Playwright's expect()
+    # polls at 100/250/500 ms steps, which would add up to half a second to a measurement).
+    paint_ms = shown_at_ms(page, "h1", HEADING)
     fcp_ms = page.evaluate(
         "() => (performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime")
     pick_only(page, "pets-tuned")
     expect(page).to_have_url(re.compile(r"backends=pets-tuned$"))  # the choice survives a reload
 
     answer_ms = []
-    for photo in photos:
-        start = time.perf_counter()
+    for photo, breed in expected.items():
+        start = page.evaluate("() => performance.now()")
         upload(page, photo)
-        expect(answer(page, "pets-tuned")).to_have_text(expected[photo])
-        answer_ms.append((time.perf_counter() - start) * 1000)
+        answer_ms.append(shown_at_ms(page, '[data-testid="stMetricValue"]', breed) - start)
     assert page.locator('[data-testid="stMetric"]').count() == 1  # pets-tuned only
+    expect(answer(page, "pets-tuned")).to_have_text(list(expected.values())[-1])
 
     figures = {"load_to_classify_paint_ms": round(paint_ms), "first_contentful_paint_ms": round(fcp_ms),
                "upload_to_breed_ms": [round(ms) for ms in answer_ms],
-               "upload_to_breed_median_ms": round(statistics.median(answer_ms))}
+               "upload_to_breed_median_ms": round(statistics.median(answer_ms)),
+               "upload_to_breed_max_ms": round(max(answer_ms))}
     (OUTPUT / "timings.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures))
-    # The spec: at most 1 s on this machine. The first upload of a fresh server pays one-off warm-up
-    # (page module imports, first ONNX inference), so the bound is on the median of the uploads.
-    assert statistics.median(answer_ms) <= 1000, figures
+    # The spec: at most 1 s on this machine. The first upload of a fresh page also loads the answer
+    # widgets' JavaScript and a font, so the bound is on the median; the worst case is reported.
+    assert statistics.median(answer_ms) <= 1000 and max(answer_ms) <= 2000, figures
 
 
 def test_a_reload_keeps_the_choice_and_resends_nothing(new_page, dashboard, local_server) -> None:
@@ -139,6 +155,21 @@ def test_a_reload_keeps_the_choice_and_resends_nothing(new_page, dashboard, loca
     expect(page.get_by_text(re.compile(r"^Sample: "))).to_have_text(caption)
     assert page.locator('[data-testid="stMetric"]').count() == 1
     assert served(local_server, "pets-tuned") == asked  # answered from the cache: no new model request
+
+
+def test_attendees_read_the_accuracy_report_and_see_its_charts(new_page, dashboard) -> None:
+    if "pages/accuracy.py" not in (REPO / "streamlit_app.py").read_text():
+        pytest.skip("pages/accuracy.py is not in streamlit_app.PUBLIC yet")
+    page = new_page()
+    open_classify(page, dashboard)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Accuracy").click()
+    expect(page).to_have_url(re.compile(r"/accuracy"))
+    charts = page.locator('[data-testid="stPlotlyChart"], [data-testid="stVegaLiteChart"]')
+    expect(charts.first).to_be_visible(timeout=30_000)  # per breed
+    expect(page.get_by_text("Baseline accuracy")).to_be_visible()
+    page.get_by_role("tab", name="Confusion").click()
+    expect(charts.filter(visible=True).first).to_be_visible()
+    expect(page.get_by_text("This page is for the presenter")).to_have_count(0)
 
 
 def test_attendees_see_only_the_public_pages(new_page, dashboard) -> None:
