@@ -95,12 +95,13 @@ def engine_trial(root: str, rate: float, seconds: float, client: str, payloads: 
     }
 
 
-def served(root: str) -> float:
-    """Requests the no-op server has answered so far: the same yardstick for every client."""
-    text = httpx.get(f"{root}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("noop_requests_total")
-    )
+def served(root: str) -> tuple[float, float]:
+    """(requests answered, server clock) from the no-op server: the same yardstick for every client."""
+    text = httpx.get(f"{root}/metrics", timeout=10).text
+    lines = text.splitlines()
+    count = sum(float(ln.rsplit(" ", 1)[1]) for ln in lines if ln.startswith("noop_requests_total"))
+    clock = next(float(ln.split()[1]) for ln in lines if ln.startswith("noop_clock_seconds"))
+    return count, clock
 
 
 def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int | None) -> dict:
@@ -136,9 +137,9 @@ def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int |
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(spawn_s)  # all users spawned within the first second; one more to settle
-            n0, t0 = served(root), time.perf_counter()
+            n0, t0 = served(root)
             time.sleep(seconds)
-            n1, t1 = served(root), time.perf_counter()
+            n1, t1 = served(root)
             proc.wait(timeout=seconds + 60)
         finally:
             if proc.poll() is None:

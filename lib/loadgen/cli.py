@@ -71,6 +71,11 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--timeout", type=_positive_float, default=60.0, help="per-request timeout in seconds")
     load.add_argument("--max-connections", type=int, default=1024)
     load.add_argument(
+        "--spin-wait",
+        action="store_true",
+        help="busy-wait the last 2 ms before each send: exact on an idle core, worse on a shared one",
+    )
+    load.add_argument(
         "--client",
         choices=["aiohttp", "httpx"],
         default="aiohttp",
@@ -181,6 +186,7 @@ def plan_from_args(args: argparse.Namespace) -> LoadPlan:
         max_connections=args.max_connections,
         client=args.client,
         headers=headers,
+        spin_wait=args.spin_wait,
     )
 
 

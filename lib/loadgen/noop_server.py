@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
 from aiohttp import web
 
@@ -64,6 +65,8 @@ def make_app() -> web.Application:
             "# TYPE noop_requests_total counter",
         ]
         lines += [f'noop_requests_total{{outcome="{k}"}} {v}' for k, v in counts.items()]
+        # the server's own clock at this snapshot, so rates do not depend on how long /metrics took to answer
+        lines += ["# TYPE noop_clock_seconds gauge", f"noop_clock_seconds {time.monotonic():.6f}"]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     app = web.Application(client_max_size=64 * 2**20)
