@@ -26,7 +26,8 @@ from lib.registry import Backend
 from lib.results import EvalRecord, ResultsRoot, RunInfo, finished, git_commit, new_run_id
 
 __all__ = [
-    "EvalOptions", "Progress", "EvalResult", "PhotoSet", "EvalJob", "select_photos", "default_data_dir", "evaluate", "run_evaluation",
+    "EvalOptions", "Progress", "EvalResult", "PhotoSet", "EvalJob", "select_photos", "default_data_dir", "evaluate",
+    "run_evaluation",
 ]
 
 Split = Literal["train", "test", "all"]

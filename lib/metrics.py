@@ -119,7 +119,8 @@ def bootstrap_interval(successes: int, n: int, *, resamples: int = RESAMPLES, se
     return float(low), float(high)
 
 
-def _f1_parts(truth: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _f1_parts(truth: np.ndarray, pred: np.ndarray,
+              labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per label: support, true positives, precision, F1 (0 where undefined)."""
     k = len(labels)
     index = {label: i for i, label in enumerate(labels)}
@@ -207,7 +208,10 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    tail, term = 0, 1  # term = C(n, i), stepped exactly in integers: C(n, i+1) = C(n, i) * (n-i) / (i+1)
+    for i in range(min(b, c) + 1):
+        tail += term
+        term = term * (n - i) // (i + 1)
     return min(1.0, 2 * tail / 2**n)  # Python divides big integers exactly before rounding to float
 
 

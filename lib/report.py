@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from lib.breeds import BREED_IDS, UNKNOWN, display_name
 from lib.data import IMAGE_SUFFIXES
 from lib.metrics import (
-    ERROR, BreedMetrics, Comparison, Confusion, RunMetrics, compare, confusion, frame, per_breed, summarize,
+    BreedMetrics, Comparison, Confusion, RunMetrics, compare, confusion, frame, per_breed, summarize,
 )
 from lib.results import ResultsRoot, RunInfo
 
@@ -237,7 +237,8 @@ figure {{ margin: 0; width: 170px; font-size: .8rem; }} figure img {{ width: 160
 <h1>Pet breeds: does tuning help?</h1>
 <p>{verdict}</p>
 <ul>{run_line(a)}{run_line(b)}</ul>
-<table><tr><th></th><th>Baseline: {html.escape(a.info.backend)}</th><th>Tuned: {html.escape(b.info.backend)}</th></tr>{table}</table>
+<table><tr><th></th><th>Baseline: {html.escape(a.info.backend)}</th>
+<th>Tuned: {html.escape(b.info.backend)}</th></tr>{table}</table>
 <h2>Accuracy per breed</h2>{_figure_html(per_breed_figure(view), True)}
 <h2>Confusion of the tuned run</h2>{_figure_html(confusion_figure(b), False)}
 <h2>Photos that changed</h2>
