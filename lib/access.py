@@ -66,7 +66,8 @@ def token_matches(settings: Settings, typed: str | None) -> bool:
     if not expected:
         return False
     # Compare digests so that neither the content nor the length of the token leaks through timing.
-    return hmac.compare_digest(hashlib.sha256(typed.strip().encode()).digest(), hashlib.sha256(expected).digest())
+    typed_digest = hashlib.sha256(typed.strip().encode()).digest()
+    return hmac.compare_digest(typed_digest, hashlib.sha256(expected).digest())
 
 
 def decide_access(settings: Settings, headers: Mapping[str, str], token: str | None = None) -> Access:
@@ -100,7 +101,9 @@ def client_address(headers: Mapping[str, str], hops: int = 1) -> str | None:
         return None
 
 
-def client_key(headers: Mapping[str, str], session_id: str, *, peer_ip: str | None = None, hops: int = 1) -> str:
+def client_key(
+    headers: Mapping[str, str], session_id: str, *, peer_ip: str | None = None, hops: int = 1,
+) -> str:
     """A key for per-client limits: the forwarded client address, else the peer address, else the session."""
     address = client_address(headers, hops) or peer_ip
     return f"ip:{address}" if address else f"session:{session_id}"

@@ -114,7 +114,7 @@ def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), mult
     return [by_name[choice]] if choice else []
 
 
-# --- Access and abuse limits (rules in lib/access.py and lib/ratelimit.py; this is only the Streamlit glue) ---
+# --- Access and abuse limits (rules in lib/access.py and lib/ratelimit.py; only the Streamlit glue here) ---
 
 _TOKEN_OK = "_presenter-by-token"  # set only after a correct token; the token itself is never stored
 
@@ -126,7 +126,8 @@ def _limiters() -> dict[str, RateLimiter]:
     return {
         "classify": RateLimiter({"session": Rate(s.rate_session_per_min, s.rate_session_burst),
                                  "client": Rate(s.rate_client_per_min, s.rate_client_burst)}),
-        "sign-in": RateLimiter({"client": Rate(s.sign_in_attempts * 60 / s.sign_in_window_s, s.sign_in_attempts)}),
+        "sign-in": RateLimiter(
+            {"client": Rate(s.sign_in_attempts * 60 / s.sign_in_window_s, s.sign_in_attempts)}),
     }
 
 
@@ -176,7 +177,7 @@ def require_presenter() -> None:
 
 
 def presenter_sign_in() -> None:
-    """A small sidebar form for the presenter token: wrong guesses are throttled per client, nothing is echoed."""
+    """A sidebar form for the presenter token: wrong guesses are throttled per client, nothing is echoed."""
     if settings().presenter_token is None:
         return
     with st.sidebar.expander("Presenter sign-in"):

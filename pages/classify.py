@@ -32,7 +32,8 @@ def checked_bytes(upload: UploadedFile | None) -> bytes | None:
         return None
     limit = common.image_limits().max_bytes
     if upload.size > limit:
-        st.error(f"This file is {upload.size / 2**20:.1f} MB; photos up to {settings.upload_max_mb} MB are accepted.")
+        st.error(f"This file is {upload.size / 2**20:.1f} MB; "
+                 f"photos up to {settings.upload_max_mb} MB are accepted.")
         return None
     return upload.getvalue()
 

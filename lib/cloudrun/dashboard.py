@@ -28,12 +28,13 @@ HEALTH_PATH = "/_stcore/health"  # Streamlit's own health endpoint (the Dockerfi
 
 def dashboard_spec(
     image: str, *, name: str = "pets-dashboard", project: str | None = None, region: str | None = None,
-    min_instances: int = 1, max_instances: int = 4, concurrency: int = 80, cpu: float = 1, memory: str = "1Gi",
+    min_instances: int = 1, max_instances: int = 4, concurrency: int = 80, cpu: float = 1,
+    memory: str = "1Gi",
     presenter_secret: str | None = "presenter-token:latest", presenter_emails: list[str] | None = None,
     trust_iap: bool = False, results_root: str | None = None, env: dict[str, str] | None = None,
     service_account: str | None = None,
 ) -> ServiceSpec:
-    """The dashboard's service spec: no GPU, public, attendee mode, the presenter token from Secret Manager."""
+    """The dashboard's service spec: no GPU, public, attendee mode, presenter token from Secret Manager."""
     settings = load_settings()
     values = {"APP_MODE": "attendee", "TRUST_IAP": "true" if trust_iap else "false"}
     if presenter_emails:
@@ -63,7 +64,7 @@ def dashboard_spec(
 
 
 def render_dashboard_deploy(spec: ServiceSpec, *, trust_iap: bool = False) -> list[str]:
-    """`gcloud run deploy` for the dashboard: the service flags plus session affinity (and ingress for IAP)."""
+    """`gcloud run deploy` for the dashboard: service flags, session affinity (and ingress for IAP)."""
     argv = render_deploy(spec)
     extra = ["--session-affinity"]
     if trust_iap:
@@ -74,7 +75,8 @@ def render_dashboard_deploy(spec: ServiceSpec, *, trust_iap: bool = False) -> li
 
 def _deploy_dashboard(args: argparse.Namespace) -> int:
     spec = dashboard_spec(
-        args.image, name=args.name, project=args.project, region=args.region, min_instances=args.min_instances,
+        args.image, name=args.name, project=args.project, region=args.region,
+        min_instances=args.min_instances,
         max_instances=args.max_instances, concurrency=args.concurrency, cpu=args.cpu, memory=args.memory,
         presenter_secret=None if args.presenter_secret == "none" else args.presenter_secret,
         presenter_emails=args.presenter_email, trust_iap=args.trust_iap, results_root=args.results_root,
@@ -96,13 +98,14 @@ def _deploy_dashboard(args: argparse.Namespace) -> int:
 def add_deploy_parser(kinds: argparse._SubParsersAction) -> None:
     """Register `deploy dashboard` under `deploy`."""
     p = kinds.add_parser("dashboard", help="deploy the Streamlit dashboard (public, attendee mode)",
-                         description="Print (--dry-run) or run the gcloud command that deploys the dashboard image "
-                                     "built from the repository's Dockerfile.")
+                         description="Print (--dry-run) or run the gcloud command that deploys the dashboard "
+                                     "image built from the repository's Dockerfile.")
     p.add_argument("--image", required=True, help="the dashboard image (docker build -t IMAGE .)")
     p.add_argument("--name", default="pets-dashboard", help="service name (default pets-dashboard)")
     p.add_argument("--project", help="Google Cloud project (default GOOGLE_CLOUD_PROJECT)")
     p.add_argument("--region", help="region (default CLOUD_RUN_REGION)")
-    p.add_argument("--min-instances", type=int, default=1, help="warm instances (default 1: no cold start on stage)")
+    p.add_argument("--min-instances", type=int, default=1,
+                   help="warm instances (default 1: no cold start on stage)")
     p.add_argument("--max-instances", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=80, help="browser sessions (WebSockets) per instance")
     p.add_argument("--cpu", type=float, default=1)
@@ -112,7 +115,7 @@ def add_deploy_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--presenter-email", action="append", help="an address IAP may vouch for (repeatable)")
     p.add_argument("--trust-iap", action="store_true",
                    help="trust IAP's identity header (only behind a load balancer with IAP; sets ingress)")
-    p.add_argument("--results-root", help="where the accuracy report reads results (e.g. gs://bucket/results)")
+    p.add_argument("--results-root", help="where the Accuracy report reads results (gs://bucket/results)")
     p.add_argument("--env", action="append", metavar="NAME=VALUE", help="more environment variables")
     p.add_argument("--service-account", help="the service's identity (needs secret access and run.viewer)")
     p.add_argument("--dry-run", action="store_true", help="print the gcloud command, run nothing")
