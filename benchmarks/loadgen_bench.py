@@ -2,8 +2,9 @@
 
 A rate "holds" when achieved >= 99% of target, p99 schedule lag < 10 ms and nothing failed. The
 no-op server runs in its own process (pinned to the other core when there are two), the client on
-one core. Compared in the same run: our engine on aiohttp, our engine on the project's shared
-httpx client, Locust (FastHttpUser, constant_throughput) and our engine with the pet photos.
+one core. Compared in the same run: our engine on its raw asyncio HTTP/1.1 client (the default for
+http://), on aiohttp (used for https://), on the project's shared httpx client; Locust (FastHttpUser,
+constant_throughput, its rate counted by the server); and the raw engine sending the pet photos.
 
     .venv/bin/python benchmarks/loadgen_bench.py [--quick]
 
@@ -202,8 +203,11 @@ def main() -> None:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin client and server to separate cores"
     )
-    parser.add_argument("--skip-locust", action="store_true")
-    parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument(
+        "--clients",
+        default="raw,aiohttp,httpx,locust,images",
+        help="which to measure, comma-separated (default: all five)",
+    )
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
@@ -226,51 +230,66 @@ def main() -> None:
             f"{seconds:g} s per trial; load average {load1:.2f}",
             flush=True,
         )
-        steps = [1000, 2000, 2500, 3000, 3500, 4000, 5000, 6500, 8000]
-        out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
-            lambda r: engine_trial(root, r, seconds, "aiohttp", small), steps, "engine/aiohttp"
-        )
-        out["httpx_rps"], out["httpx_trials"] = highest_rate(
-            lambda r: engine_trial(root, r, seconds, "httpx", small),
-            [250, 500, 1000, 1500, 2000, 3000, 4000],
-            "engine/httpx",
-        )
-        if not args.skip_locust:
+        clients = set(args.clients.split(","))
+        small_steps = [1000, 2000, 2500, 3000, 3500, 4000, 5000, 6500, 8000]
+        if "raw" in clients:
+            out["raw_rps"], out["raw_trials"] = highest_rate(
+                lambda r: engine_trial(root, r, seconds, "raw", small), small_steps, "engine/raw"
+            )
+        if "aiohttp" in clients:
+            out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
+                lambda r: engine_trial(root, r, seconds, "aiohttp", small), small_steps, "engine/aiohttp"
+            )
+        if "httpx" in clients:
+            out["httpx_rps"], out["httpx_trials"] = highest_rate(
+                lambda r: engine_trial(root, r, seconds, "httpx", small),
+                [250, 500, 1000, 1500, 2000, 3000, 4000],
+                "engine/httpx",
+            )
+        if "locust" in clients:
             out["locust_rps"], out["locust_trials"] = highest_rate(
                 lambda r: locust_trial(root, r, seconds, small[0].body, client_cpu),
-                [250, 500, 750, 1000, 1500, 2000, 3000],
+                [250, 500, 1000, 1500, 2000, 2500, 3000, 4000],
                 "locust",
             )
-            out["ratio_vs_locust"] = (
-                round(out["aiohttp_rps"] / out["locust_rps"], 2) if out["locust_rps"] else None
+            if out.get("raw_rps") is not None and out["locust_rps"]:
+                out["ratio_vs_locust"] = round(out["raw_rps"] / out["locust_rps"], 2)
+        pets = load_settings().pets_dir or REPO.parent / "shared" / "pets"
+        if "images" in clients and Path(pets).is_dir():
+            t = time.perf_counter()
+            photos = tuple(prepare_payloads(pets, "noop", max_side=load_settings().max_image_side))
+            out["image_payloads"] = len(photos)
+            out["image_body_kib_mean"] = round(sum(len(p.body) for p in photos) / len(photos) / 1024, 1)
+            out["image_encode_s"] = round(time.perf_counter() - t, 2)
+            out["images_rps"], out["images_trials"] = highest_rate(
+                lambda r: engine_trial(root, r, seconds, "raw", photos),
+                [250, 500, 1000, 1500, 2000, 2500, 3000, 4000],
+                "engine/images",
             )
-        if not args.skip_images:
-            pets = load_settings().pets_dir or REPO.parent / "shared" / "pets"
-            if Path(pets).is_dir():
-                t = time.perf_counter()
-                photos = tuple(prepare_payloads(pets, "noop", max_side=load_settings().max_image_side))
-                out["image_payloads"] = len(photos)
-                out["image_body_kib_mean"] = round(sum(len(p.body) for p in photos) / len(photos) / 1024, 1)
-                out["image_encode_s"] = round(time.perf_counter() - t, 2)
-                out["images_rps"], out["images_trials"] = highest_rate(
-                    lambda r: engine_trial(root, r, seconds, "aiohttp", photos),
-                    [250, 500, 1000, 1500, 2000, 3000, 4000],
-                    "engine/images",
-                )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    out["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print()
-    print(f"{'client':<28}{'highest held rate (req/s)':>28}")
-    print(f"{'loadgen engine, aiohttp':<28}{out['aiohttp_rps']:>28.0f}")
-    print(f"{'loadgen engine, httpx':<28}{out['httpx_rps']:>28.0f}")
-    if "locust_rps" in out:
-        print(f"{'locust FastHttpUser':<28}{out['locust_rps']:>28.0f}   (ratio {out['ratio_vs_locust']})")
-    if "images_rps" in out:
-        print(
-            f"{'engine, pet photos':<28}{out['images_rps']:>28.0f}   "
-            f"({out['image_payloads']} photos, {out['image_body_kib_mean']} KiB/body)"
-        )
+    print(f"{'client':<34}{'highest held rate (req/s)':>28}")
+    rows = [
+        ("raw_rps", "loadgen engine (raw, the default)", ""),
+        ("aiohttp_rps", "loadgen engine (aiohttp)", ""),
+        ("httpx_rps", "loadgen engine (shared httpx)", ""),
+        ("locust_rps", "locust FastHttpUser", f"   ratio raw engine/locust {out.get('ratio_vs_locust')}"),
+        (
+            "images_rps",
+            "loadgen engine, pet photos",
+            f"   ({out.get('image_payloads')} photos, {out.get('image_body_kib_mean')} KiB/body)",
+        ),
+    ]
+    for key, label, extra in rows:
+        if key in out:
+            print(f"{label:<34}{out[key]:>28.0f}{extra}")
+    print(
+        f"load average {out['load_avg_1m_at_start']} at start, {out['load_avg_1m_at_end']} at end "
+        "(other processes on these cores lower every figure)"
+    )
     print(json.dumps(out))
 
 

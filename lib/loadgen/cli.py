@@ -77,9 +77,9 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--client",
-        choices=["aiohttp", "httpx"],
-        default="aiohttp",
-        help="aiohttp (fast path) or the project's shared httpx client",
+        choices=["auto", "raw", "aiohttp", "httpx"],
+        default="auto",
+        help="auto: the raw client for http://, aiohttp for https://; httpx: the project's shared client",
     )
     split = parser.add_argument_group("split across Cloud Run Job tasks")
     split.add_argument("--task-index", type=int, help="default: CLOUD_RUN_TASK_INDEX or 0")

@@ -28,6 +28,7 @@ import numpy as np
 from lib.backends import BackendClient, chat_request, make_http_client
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
+from lib.loadgen.rawhttp import RawSender
 from lib.loadgen.records import RecordWriter, RequestRecord, RunHeader
 from lib.loadgen.schedule import LoadProfile, arrival_offsets_s, concurrency_share, task_share
 from lib.loadgen.summary import LoadSummary, summarize
@@ -46,7 +47,7 @@ __all__ = [
     "run_load",
 ]
 
-ClientKind = Literal["aiohttp", "httpx"]
+ClientKind = Literal["auto", "raw", "aiohttp", "httpx"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 FLUSH_EVERY_S = 0.25
 
@@ -202,6 +203,20 @@ class HttpxSender:
         return first_byte, status, len(data), None, None
 
 
+def make_sender(
+    client: ClientKind, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float
+) -> Sender:
+    """`auto`: the lean raw client for http://, aiohttp for https:// (TLS); or the one asked for."""
+    if client == "auto":
+        client = "raw" if url.startswith("http://") else "aiohttp"
+    if client == "raw":
+        if not url.startswith("http://"):
+            raise UserError("the raw client speaks plain http:// only; use --client aiohttp for https://")
+        return RawSender(url, headers, max_connections=max_connections, timeout_s=timeout_s)
+    cls = AiohttpSender if client == "aiohttp" else HttpxSender
+    return cls(url, headers, max_connections=max_connections, timeout_s=timeout_s)
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """Everything a run needs, decided before the clock starts."""
@@ -215,7 +230,7 @@ class LoadPlan:
     task_count: int = 1
     timeout_s: float = 60.0
     max_connections: int = 1024
-    client: ClientKind = "aiohttp"
+    client: ClientKind = "auto"
     headers: dict[str, str] = field(default_factory=dict)
     young_gc_only: bool = True  # full collections over a growing record list stall the schedule (see bench)
     # Spinning the last 2 ms before each send is exact on an idle core, but on a shared one the scheduler
@@ -308,9 +323,12 @@ class LoadRun:
             writer = RecordWriter(plan.out_path, header)
         except OSError as exc:
             raise UserError(f"cannot write the records file {plan.out_path}: {exc.strerror or exc}") from None
-        sender_cls = AiohttpSender if plan.client == "aiohttp" else HttpxSender
-        sender = sender_cls(
-            plan.url, plan.headers, max_connections=plan.max_connections, timeout_s=plan.timeout_s
+        sender = make_sender(
+            plan.client,
+            plan.url,
+            plan.headers,
+            max_connections=plan.max_connections,
+            timeout_s=plan.timeout_s,
         )
         self._start = perf_counter()
         flusher = asyncio.create_task(self._flush_loop(writer))

@@ -34,7 +34,7 @@ def plan(root: str, tmp_path: Path, prefix: str = "", **profile) -> LoadPlan:
     )
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["raw", "aiohttp", "httpx"])
 async def test_open_loop_sends_every_scheduled_request_on_time(noop, tmp_path, client):
     p = plan(noop, tmp_path, rate_rps=200, duration_s=1.0)
     result = await run_load(LoadPlan(**{**p.__dict__, "client": client}))
@@ -82,16 +82,20 @@ async def test_closed_loop_keeps_concurrency_workers_busy(noop, tmp_path):
         ("/hang", "timeout", None),
     ],
 )
-async def test_a_failing_backend_becomes_counted_records(noop, tmp_path, prefix, kind, status):
-    result = await run_load(plan(noop, tmp_path, prefix=prefix, rate_rps=20, duration_s=0.5, timeout_s=0.5))
+@pytest.mark.parametrize("client", ["raw", "aiohttp"])
+async def test_a_failing_backend_becomes_counted_records(noop, tmp_path, prefix, kind, status, client):
+    p = plan(noop, tmp_path, prefix=prefix, rate_rps=20, duration_s=0.5, timeout_s=0.5)
+    result = await run_load(LoadPlan(**{**p.__dict__, "client": client}))
     s = result.summary
     assert s.requests_sent == 10 and s.requests_ok == 0 and s.errors_by_kind == {kind: 10}
     assert s.latency_ms is None and "10 failed" in s.latency_basis
     assert {r.status for r in read_run(result.records_path).records} == {status}
 
 
-async def test_nothing_listening_is_a_connect_error(tmp_path):
-    result = await run_load(plan("http://127.0.0.1:9", tmp_path, rate_rps=20, duration_s=0.25))
+@pytest.mark.parametrize("client", ["raw", "aiohttp"])
+async def test_nothing_listening_is_a_connect_error(tmp_path, client):
+    p = plan("http://127.0.0.1:9", tmp_path, rate_rps=20, duration_s=0.25)
+    result = await run_load(LoadPlan(**{**p.__dict__, "client": client}))
     assert result.summary.errors_by_kind == {"connect": 5}
 
 
