@@ -12,6 +12,9 @@ from lib.cost import DEFAULT_PRICES, compare, table_from_rows
 from lib.errors import UserError
 from lib.loadgen.store import list_saved_runs
 from lib.settings import load_settings
+from pages import _common as common
+
+common.require_presenter()  # before anything else: see pages/_common.py
 
 settings = load_settings()
 

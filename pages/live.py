@@ -27,6 +27,9 @@ from lib.loadgen.engine import backend_headers
 from lib.loadgen.store import local_records_dir, new_load_run_id, save_run
 from lib.registry import Backend, load_registry
 from lib.settings import load_settings
+from pages import _common as common
+
+common.require_presenter()  # before anything else: see pages/_common.py
 
 settings = load_settings()
 

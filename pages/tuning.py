@@ -21,6 +21,8 @@ from lib.finetune.gemma_runs import (
 )
 from pages import _common as common
 
+common.require_presenter()  # before anything else: see pages/_common.py
+
 settings = common.settings()
 presenter = common.is_presenter()
 LOCAL_KEY = "tuning-local-run"
