@@ -21,7 +21,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from dockerimage import REPO
-from support import OUTPUT, PRESENTER, TOKEN
+from support import OUTPUT, PRESENTER, TOKEN, CuttableProxy
 from lib.backends import classify_sync
 from lib.breeds import display_name
 from lib.registry import find_backend, load_registry
@@ -155,6 +155,30 @@ def test_a_reload_keeps_the_choice_and_resends_nothing(new_page, dashboard, loca
     expect(page.get_by_text(re.compile(r"^Sample: "))).to_have_text(caption)
     assert page.locator('[data-testid="stMetric"]').count() == 1
     assert served(local_server, "pets-tuned") == asked  # answered from the cache: no new model request
+
+
+def test_a_lost_websocket_reconnects_to_the_same_session(new_page, dashboard, pets) -> None:
+    """Cloud Run ends a WebSocket at the request timeout: the browser reconnects and the session goes on."""
+    proxy = CuttableProxy(urlparse(dashboard).port)
+    try:
+        page = new_page()
+        sockets: list = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+        open_classify(page, f"http://127.0.0.1:{proxy.port}/?backends=pets-tuned")
+        upload(page, pets / "havanese_120.jpg")
+        expect(answer(page, "pets-tuned")).to_have_text("Havanese")
+        assert proxy.cut() >= 1
+        deadline = time.monotonic() + 15
+        while len(sockets) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(sockets) >= 2, "the browser did not open a new WebSocket"
+        # the same server-side session: the uploaded photo is still there, so a new question about it works
+        page.get_by_text("Constrained answer").click()
+        expect(page.locator('[data-testid="stCode"]').first).to_contain_text('"breed": "havanese"')
+        expect(answer(page, "pets-tuned")).to_have_text("Havanese")
+        expect(page.locator('[data-testid="stFileUploader"]').get_by_text("havanese_120.jpg")).to_be_visible()
+    finally:
+        proxy.close()
 
 
 def test_attendees_read_the_accuracy_report_and_see_its_charts(new_page, dashboard) -> None:
