@@ -106,7 +106,11 @@ def served(root: str) -> tuple[float, float]:
 
 
 def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int | None) -> dict:
-    """Locust with `rate` users at one request/s each; achieved rate counted by the server after spawning."""
+    """Locust with `rate` users at one request/s each; achieved rate counted by the server after spawning.
+
+    Locust's constant_throughput makes up for oversleeping, so a run that fell behind bursts above its
+    target to catch up: it holds only within 1% either side of the target.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "locustfile.py"
         locustfile.write_text(LOCUSTFILE.format(body=body))
@@ -158,7 +162,7 @@ def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int |
         "achieved_fraction": round(achieved / rate, 4),
         "latency_p99_ms": p99,
         "failed": failed,
-        "holds": achieved >= 0.99 * rate and not failed,
+        "holds": 0.99 * rate <= achieved <= 1.01 * rate and not failed,
     }
 
 
