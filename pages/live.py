@@ -311,6 +311,9 @@ def live_panel() -> None:
     if not load.done:
         st.caption("Running… charts refresh every 2 s.")
         return
+    if not meta.get("seen_done"):
+        meta["seen_done"] = True
+        st.rerun()  # the whole page, so Start is enabled again
     if load.error:
         st.error(f"The run failed: {load.error}. Records so far: {run.plan.out_path}")
         return

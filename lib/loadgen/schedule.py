@@ -30,6 +30,15 @@ class Ramp:
     to_rps: float
     over_s: float
 
+    def __post_init__(self) -> None:
+        text = f"linear:{self.from_rps:g}:{self.to_rps:g}:{self.over_s:g}"
+        if not all(math.isfinite(v) for v in (self.from_rps, self.to_rps, self.over_s)):
+            raise UserError(f"bad ramp {text}: use finite numbers")
+        if self.from_rps < 0 or self.to_rps < 0 or (self.from_rps == 0 and self.to_rps == 0):
+            raise UserError(f"bad ramp {text}: rates must be >= 0 and not both 0")
+        if not self.over_s > 0:
+            raise UserError(f"bad ramp {text}: SECONDS must be > 0")
+
 
 def parse_ramp(text: str) -> Ramp:
     """`linear:FROM:TO:SECONDS` -> Ramp; e.g. `linear:5:100:60`."""
@@ -40,10 +49,6 @@ def parse_ramp(text: str) -> Ramp:
         start, end, over = (float(g) for g in m.groups())
     except ValueError:
         raise UserError(f"bad ramp {text!r}: FROM, TO and SECONDS must be numbers") from None
-    if start < 0 or end < 0 or (start == 0 and end == 0):
-        raise UserError(f"bad ramp {text!r}: rates must be >= 0 and not both 0")
-    if not over > 0:
-        raise UserError(f"bad ramp {text!r}: SECONDS must be > 0")
     return Ramp(start, end, over)
 
 

@@ -62,6 +62,7 @@ def test_a_ramp_against_the_no_op_server_charts_and_saves(noop, tmp_path, monkey
     wait_done(at, 15)
     assert not at.exception, at.exception
     assert any("Summary" in h.value for h in at.subheader)
+    assert not next(b for b in at.button if b.label == "Start").disabled  # ready for the next run
     saved = list((tmp_path / "results" / "loadgen").glob("*/summary.json"))
     assert len(saved) == 1
     summary = json.loads(saved[0].read_text())["summary"]

@@ -98,3 +98,10 @@ def test_bad_ramps_are_refused(text):
 def test_bad_task_index_is_refused():
     with pytest.raises(UserError, match="task index"):
         task_share(np.arange(5.0), 3, 3)
+
+
+def test_a_ramp_built_in_code_is_checked_too():
+    with pytest.raises(UserError, match="not both 0"):
+        Ramp(0, 0, 10)
+    with pytest.raises(UserError, match="SECONDS"):
+        Ramp(1, 2, 0)
