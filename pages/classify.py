@@ -144,9 +144,11 @@ if image is not None and chosen:
     if verdict is not None and not verdict.allowed:
         st.warning(f"You're going too fast — try again in {verdict.wait_s} s.")
         st.stop()
+    done.add(job)  # paid for now: a rerun that interrupts this one (a second upload event) is not charged again
     with st.spinner("Asking the models..."):
         predictions = common.classify(image, tuple(chosen), constrained)
-    done.add(job)
+    if not any(p.ok for p in predictions):
+        done.discard(job)  # nothing was answered: asking again is a new request
     st.subheader("Answers")
     cols = st.columns(len(predictions))
     for col, p in zip(cols, predictions):
