@@ -1,10 +1,11 @@
 """How fast can the load generator send? Highest open-loop rate held on a no-op endpoint, versus Locust.
 
 A rate "holds" when achieved >= 99% of target, p99 schedule lag < 10 ms and nothing failed. The
-no-op server runs in its own process (pinned to the other core when there are two), the client on
-one core. Compared in the same run: our engine on its raw asyncio HTTP/1.1 client (the default for
-http://), on aiohttp (used for https://), on the project's shared httpx client; Locust (FastHttpUser,
-constant_throughput, its rate counted by the server); and the raw engine sending the pet photos.
+no-op server (a bare asyncio answerer, so it is never the bottleneck) runs in its own process, pinned
+to the other core when there are two; the client runs on one core. Compared in the same run: our
+engine on its raw asyncio HTTP/1.1 client (the default for http://), on aiohttp (used for https://),
+on the project's shared httpx client; Locust (FastHttpUser, constant_throughput, its rate counted by
+the server); and the raw engine sending the pet photos.
 
     .venv/bin/python benchmarks/loadgen_bench.py [--quick]
 
@@ -55,9 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cpu: int | None) -> tuple[subprocess.Popen, str]:
+def start_server(cpu: int | None, fast: bool = True) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lib.loadgen.noop_server",
+        "--port",
+        str(port),
+        *(["--fast"] if fast else []),
+    ]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,12 +220,18 @@ def main() -> None:
         default="raw,aiohttp,httpx,locust,images",
         help="which to measure, comma-separated (default: all five)",
     )
+    parser.add_argument(
+        "--server",
+        choices=["fast", "aiohttp"],
+        default="fast",
+        help="no-op server: a bare asyncio answerer (default, never the bottleneck) or aiohttp",
+    )
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     client_cpu, server_cpu = (cores[0], cores[1]) if pin else (None, None)
-    proc, root = start_server(server_cpu)
+    proc, root = start_server(server_cpu, fast=args.server == "fast")
     if pin:
         os.sched_setaffinity(0, {client_cpu})
     small = (text_payload("noop"),)
@@ -225,6 +239,7 @@ def main() -> None:
     out: dict = {
         "trial_s": seconds,
         "pinned": pin,
+        "server": args.server,
         "load_avg_1m_at_start": round(load1, 2),
         "criteria": "achieved >= 99% of target, p99 schedule lag < 10 ms, no failures",
     }

@@ -3,6 +3,7 @@
 `python -m lib.loadgen.noop_server --port P` answers every chat completion with a fixed breed.
 Path prefixes make bad backends on demand: `/fail/503/v1/...` answers 503, `/hang/v1/...` never
 answers, `/slow/50/v1/...` waits 50 ms. `/metrics` counts requests in Prometheus text format.
+`--fast` swaps aiohttp for a bare asyncio answerer (benchmarks: the server must not be the bottleneck).
 """
 
 from __future__ import annotations
@@ -80,11 +81,71 @@ def make_app() -> web.Application:
     return app
 
 
+class _FastNoop(asyncio.Protocol):
+    """A bare HTTP/1.1 keep-alive answerer for benchmarks, so the server is never the bottleneck."""
+
+    counts = {"ok": 0}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).lower()
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line[15:])
+            if len(buf) < end + 4 + length:
+                return
+            del buf[: end + 4 + length]
+            if head.startswith(b"get /metrics"):
+                text = (
+                    f'noop_requests_total{{outcome="ok"}} {self.counts["ok"]}\n'
+                    f"noop_clock_seconds {time.monotonic():.6f}\n"
+                ).encode()
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(text), text)
+                )
+            elif head.startswith(b"get "):
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            else:
+                self.counts["ok"] += 1
+                self.transport.write(FAST_ANSWER)
+
+
+FAST_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(COMPLETION),
+    COMPLETION,
+)
+
+
+async def _serve_fast(host: str, port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(_FastNoop, host, port)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fast", action="store_true", help="bare asyncio answerer: every POST succeeds")
     args = parser.parse_args()
+    if args.fast:
+        try:
+            asyncio.run(_serve_fast(args.host, args.port))
+        except KeyboardInterrupt:
+            pass
+        return
     web.run_app(
         make_app(),
         host=args.host,

@@ -20,11 +20,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_noop_server() -> tuple[subprocess.Popen, str]:
+def start_noop_server(*flags: str) -> tuple[subprocess.Popen, str]:
     """Start `lib.loadgen.noop_server` on a free port; returns the process and its root URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port)],
+        [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port), *flags],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -42,6 +42,25 @@ def start_noop_server() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the no-op server did not start within 15 s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def fast_noop() -> str:
+    """Root URL of the benchmark's bare asyncio no-op server."""
+    proc, root = start_noop_server("--fast")
+    try:
+        yield root
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="session")
 def noop() -> str:
     """Root URL of the no-op server (append /v1, /fail/503/v1, /hang/v1, /slow/MS/v1)."""
@@ -49,12 +68,7 @@ def noop() -> str:
     try:
         yield root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture()

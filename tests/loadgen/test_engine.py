@@ -183,3 +183,8 @@ async def test_an_unwritable_records_file_is_a_clear_message(noop, tmp_path):
     p = plan(noop, tmp_path)
     with pytest.raises(UserError, match="cannot write the records file"):
         await run_load(LoadPlan(**{**p.__dict__, "out_path": tmp_path / "file" / "run.jsonl"}))
+
+
+async def test_the_benchmarks_fast_no_op_server_answers_every_request(fast_noop, tmp_path):
+    result = await run_load(plan(fast_noop, tmp_path, rate_rps=400, duration_s=0.5))
+    assert result.summary.requests_ok == 200 and result.summary.requests_failed == 0
