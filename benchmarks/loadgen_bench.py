@@ -181,6 +181,7 @@ def highest_rate(trial, rates: list[float], label: str, refine: bool = True) -> 
         result = trial(rate)
         results.append(result)
         if not result["holds"]:  # other processes share these cores: one retry before calling it a miss
+            time.sleep(5)
             result = trial(rate)
             results.append(result)
         print(
