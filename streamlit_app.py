@@ -18,6 +18,8 @@ PUBLIC = [
 PRESENTER: list = [
     st.Page("pages/fleet.py", title="Fleet", icon="🛰️"),
     st.Page("pages/tuning.py", title="Tuning", icon="🎛️"),
+    st.Page("pages/live.py", title="Live", icon="📈"),
+    st.Page("pages/cost.py", title="Cost", icon="💰"),
 ]
 
 sections = {"Demo": PUBLIC}

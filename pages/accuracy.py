@@ -26,8 +26,8 @@ GALLERY_LIMIT = 24
 
 
 def is_presenter() -> bool:
-    """The one place this page decides who may start evaluations."""
-    return common.settings().app_mode == "presenter"
+    """Who may start evaluations: the dashboard's one presenter check."""
+    return common.is_presenter()
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -113,7 +113,7 @@ if problems:
             st.markdown(f"**{s.name}** ({s.info.region}): {s.health}: {s.error}")
 
 st.subheader("Cold start")
-if settings.app_mode != "presenter":
+if not common.is_presenter():
     st.caption("Cold-start measurements are run by the presenter.")
 else:
     st.caption("For a service scaled to zero: the time to the first byte and to the full answer of the first "

@@ -41,3 +41,9 @@ def results_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "results"
     monkeypatch.setenv("RESULTS_ROOT", str(root))
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API holds an event loop on the main thread for the session,
+    and asyncio.run() in any test after it would fail."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path).replace("\\", "/"))

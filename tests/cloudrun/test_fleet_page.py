@@ -20,6 +20,7 @@ def page(cloud_env: Path, fake_run: FakeCloudRun, model_servers: ModelServers,
     model_servers.behaviour["svc-007"] = "forbidden"
     monkeypatch.setenv("LOCAL_MODELS_PORT", "9")  # nothing listens: the local backends show as down
     st.cache_data.clear()
+    st.cache_resource.clear()  # settings (and so presenter access) are read once per process
     return AppTest.from_file(PAGE, default_timeout=60)
 
 
