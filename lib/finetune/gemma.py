@@ -210,8 +210,9 @@ def _eval_dict(summary: EvalSummary | None) -> dict[str, Any] | None:
 def _eval_from_dict(raw: dict[str, Any]) -> EvalSummary:
     from lib.finetune.gemma_eval import HeldOutAnswer
 
+    extra = {k: raw[k] for k in ("macro_f1", "accuracy_low", "accuracy_high") if k in raw}
     return EvalSummary(raw["n_photos"], raw["accuracy"], raw["unknown_rate"],
-                       tuple(HeldOutAnswer(**a) for a in raw["answers"]))
+                       tuple(HeldOutAnswer(**a) for a in raw["answers"]), **extra)
 
 
 def _callbacks(
@@ -463,6 +464,7 @@ def result_summary(result: GemmaTrainResult) -> dict[str, Any]:
         "accuracy_before": None if result.before is None else result.before.accuracy,
         "accuracy_after": result.after.accuracy,
         "unknown_rate_after": result.after.unknown_rate,
+        "macro_f1_after": result.after.macro_f1,
         "train_samples_per_s": round(result.train_samples_per_s, 3),
         "wall_s": round(result.wall_s, 2),
         "peak_gpu_memory_gib": result.peak_gpu_memory_gib,

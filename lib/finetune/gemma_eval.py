@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lib.breeds import UNKNOWN, parse_breed
+from lib.breeds import parse_breed
 from lib.data import Photo
 from lib.finetune.gemma_data import load_photo, prompt_messages
 
@@ -34,17 +34,20 @@ class EvalSummary:
     accuracy: float
     unknown_rate: float
     answers: tuple[HeldOutAnswer, ...]
+    macro_f1: float = float("nan")
+    accuracy_low: float = float("nan")
+    accuracy_high: float = float("nan")
 
 
 def summarize(answers: list[HeldOutAnswer]) -> EvalSummary:
-    """Accuracy = parsed == truth; unknown rate = the parser found no breed.
+    """The harness's figures (lib.metrics) over the held-out answers, so before/after match `python -m lib eval`."""
+    from lib.metrics import summarize as run_metrics
+    from lib.results import EvalRecord
 
-    lib/metrics.py did not exist when this was written; when it does, this should defer to it.
-    """
-    n = len(answers)
-    correct = sum(a.parsed == a.truth for a in answers)
-    unknown = sum(a.parsed == UNKNOWN for a in answers)
-    return EvalSummary(n, correct / n if n else 0.0, unknown / n if n else 0.0, tuple(answers))
+    if not answers:
+        return EvalSummary(0, 0.0, 0.0, ())
+    m = run_metrics([EvalRecord(a.photo_id, a.truth, a.parsed, a.raw, 0.0, 1) for a in answers])
+    return EvalSummary(m.n, m.accuracy, m.unknown_rate, tuple(answers), m.macro_f1, m.accuracy_low, m.accuracy_high)
 
 
 def evaluate_held_out(
