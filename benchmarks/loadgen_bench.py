@@ -259,7 +259,7 @@ def main() -> None:
         if "aiohttp" in clients:
             out["aiohttp_rps"], out["aiohttp_trials"] = highest_rate(
                 lambda r: engine_trial(root, r, seconds, "aiohttp", small),
-                [1000, 1500, 2000, 2500, 3000, 4000],
+                [1000, 2000, 3000, 4000, 5000, 6500, 8000],
                 "engine/aiohttp",
             )
         if "httpx" in clients:
@@ -271,7 +271,7 @@ def main() -> None:
         if "locust" in clients:
             out["locust_rps"], out["locust_trials"] = highest_rate(
                 lambda r: locust_trial(root, r, seconds, small[0].body, client_cpu),
-                [1000, 1500, 2000, 2500, 3000, 4000],
+                [1000, 2000, 3000, 4000, 5000, 6500, 8000],
                 "locust",
             )
             if out.get("raw_rps") is not None and out["locust_rps"]:
@@ -285,7 +285,7 @@ def main() -> None:
             out["image_encode_s"] = round(time.perf_counter() - t, 2)
             out["images_rps"], out["images_trials"] = highest_rate(
                 lambda r: engine_trial(root, r, seconds, "raw", photos),
-                [1000, 1500, 2000, 2500, 3000, 4000],
+                [1000, 2000, 3000, 4000, 5000, 6500, 8000],
                 "engine/images",
             )
     finally:
