@@ -234,7 +234,8 @@ class LoadPlan:
     headers: dict[str, str] = field(default_factory=dict)
     young_gc_only: bool = True  # full collections over a growing record list stall the schedule (see bench)
     # Spinning the last 2 ms before each send is exact on an idle core, but on a shared one the scheduler
-    # penalises the spinning process: measured p99 lag 25-680 ms spinning vs 7-47 ms sleeping at 2,000/s.
+    # penalises the spinning process: p99 lag 25-680 ms spinning vs 7-47 ms sleeping at 2,000/s on a busy
+    # machine; the same (7-12 ms) at 6,500/s on a quieter one.
     spin_wait: bool = False
 
     def __post_init__(self) -> None:
