@@ -182,59 +182,73 @@ class RawSender:
 
     async def send(self, body: bytes) -> Outcome:
         loop = asyncio.get_running_loop()
-        async with self._slots:
-            for attempt in (1, 2):  # a reused connection the server just closed: retry once on a new one
-                reused = False
-                conn = None
-                while self._idle:
-                    candidate = self._idle.pop()
-                    if not candidate.closed:
-                        conn, reused = candidate, True
-                        break
-                    self._all.discard(candidate)
-                try:
-                    if conn is None:
-                        conn = await asyncio.wait_for(self._connect(), self.timeout_s)
-                except (OSError, asyncio.TimeoutError) as exc:
-                    return (
-                        None,
-                        None,
-                        0,
-                        f"cannot connect to {self.host}:{self.port}: {exc or 'timed out'}",
-                        "connect",
-                    )
-                conn._reset()
-                waiter = conn.waiter = loop.create_future()
-                timer = loop.call_later(self.timeout_s, _expire, waiter)
-                assert conn.transport is not None
-                conn.transport.writelines((self._head(len(body)), body))
-                try:
-                    status, size, keep_alive = await waiter
-                except asyncio.TimeoutError:
-                    conn.transport.close()
-                    self._all.discard(conn)
-                    return conn.first_byte, None, 0, f"no answer within {self.timeout_s:g} s", "timeout"
-                except ConnectionError as exc:
-                    self._all.discard(conn)
-                    if reused and attempt == 1 and conn.first_byte is None:
-                        continue
-                    return conn.first_byte, None, 0, str(exc), "connect"
-                except asyncio.CancelledError:
-                    conn.transport.close()
-                    self._all.discard(conn)
-                    raise
-                finally:
-                    timer.cancel()
-                    conn.waiter = None
-                if keep_alive and not conn.closed:
-                    self._idle.append(conn)
-                else:
-                    conn.transport.close()
-                    self._all.discard(conn)
-                if status != 200:
-                    error, kind = _status_error(status)
-                    return conn.first_byte, status, size, error, kind
-                return conn.first_byte, status, size, None, None
+        deadline = loop.time() + self.timeout_s  # the timeout covers waiting for a free connection too
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
+            except asyncio.TimeoutError:
+                return None, None, 0, f"no free connection within {self.timeout_s:g} s", "timeout"
+        else:
+            await self._slots.acquire()
+        try:
+            return await self._send(loop, body, deadline)
+        finally:
+            self._slots.release()
+
+    async def _send(self, loop: asyncio.AbstractEventLoop, body: bytes, deadline: float) -> Outcome:
+        for attempt in (1, 2):  # a reused connection the server just closed: retry once on a new one
+            reused = False
+            conn = None
+            while self._idle:
+                candidate = self._idle.pop()
+                if not candidate.closed:
+                    conn, reused = candidate, True
+                    break
+                self._all.discard(candidate)
+            try:
+                if conn is None:
+                    conn = await asyncio.wait_for(self._connect(), max(deadline - loop.time(), 0.001))
+            except (OSError, asyncio.TimeoutError) as exc:
+                return (
+                    None,
+                    None,
+                    0,
+                    f"cannot connect to {self.host}:{self.port}: {exc or 'timed out'}",
+                    "connect",
+                )
+            conn._reset()
+            waiter = conn.waiter = loop.create_future()
+            timer = loop.call_at(deadline, _expire, waiter)
+            assert conn.transport is not None
+            conn.transport.writelines((self._head(len(body)), body))
+            try:
+                status, size, keep_alive = await waiter
+            except asyncio.TimeoutError:
+                conn.transport.close()
+                self._all.discard(conn)
+                return conn.first_byte, None, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+            except ConnectionError as exc:
+                self._all.discard(conn)
+                if reused and attempt == 1 and conn.first_byte is None:
+                    continue
+                return conn.first_byte, None, 0, str(exc), "connect"
+            except asyncio.CancelledError:
+                conn.transport.close()
+                self._all.discard(conn)
+                raise
+            finally:
+                timer.cancel()
+                conn.waiter = None
+            if keep_alive and not conn.closed:
+                self._idle.append(conn)
+            else:
+                conn.transport.close()
+                self._all.discard(conn)
+            if status != 200:
+                error, kind = _status_error(status)
+                return conn.first_byte, status, size, error, kind
+            return conn.first_byte, status, size, None, None
+
         return None, None, 0, "the server closed the connection before answering", "connect"
 
 

@@ -122,3 +122,19 @@ async def test_garbage_is_an_error_not_a_crash():
 def test_https_is_left_to_aiohttp():
     with pytest.raises(ValueError, match="http://"):
         RawSender("https://example.run.app/v1/chat/completions", {}, max_connections=1, timeout_s=1)
+
+
+async def test_the_timeout_covers_waiting_for_a_free_connection():
+    hang = b""  # the server reads the request and never answers
+    server, url, _ = await raw_server(hang, close=False)
+    sender = RawSender(url, {}, max_connections=1, timeout_s=0.3)
+    try:
+        started = asyncio.get_running_loop().time()
+        first, second = await asyncio.gather(sender.send(b"{}"), sender.send(b"{}"))
+        assert first[4] == "timeout" and second[4] == "timeout"
+        assert "no free connection" in second[3]
+        assert asyncio.get_running_loop().time() - started < 0.55  # not 0.3 s waiting plus 0.3 s more
+    finally:
+        await sender.aclose()
+        server.close()
+        await server.wait_closed()
