@@ -1,4 +1,4 @@
-"""docs/cloudrun.md (the README's "Deploy Gemma on Cloud Run" and "Fine-tune on Cloud Run Jobs"):
+"""README.md ("Deploy Gemma on Cloud Run", "Fine-tune on Cloud Run Jobs", "Host the dashboard on Cloud Run"):
 every `python -m lib ... --dry-run` block, run again, prints exactly the gcloud block under it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from lib.cli import main
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "cloudrun.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def dry_run_pairs() -> list[tuple[str, str]]:
@@ -22,7 +22,8 @@ def dry_run_pairs() -> list[tuple[str, str]]:
 
 def test_the_doc_has_the_gpu_and_job_examples() -> None:
     commands = [cmd for cmd, _ in dry_run_pairs()]
-    assert len(commands) == 5
+    assert len(commands) == 6
+    assert sum(c.startswith("python -m lib deploy dashboard") for c in commands) == 1
     assert sum("nvidia-l4" in c for c in commands) == 1 and sum("nvidia-rtx-pro-6000" in c for c in commands) == 2
     assert any(c.startswith("python -m lib finetune submit") for c in commands)
 
