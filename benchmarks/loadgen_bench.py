@@ -265,7 +265,7 @@ def main() -> None:
         if "httpx" in clients:
             out["httpx_rps"], out["httpx_trials"] = highest_rate(
                 lambda r: engine_trial(root, r, seconds, "httpx", small),
-                [250, 500, 1000, 1500, 2000, 3000],
+                [500, 1000, 2000, 3000, 4000, 5000, 6500],
                 "engine/httpx",
             )
         if "locust" in clients:
