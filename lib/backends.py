@@ -175,7 +175,8 @@ class BackendClient:
     def base_url(self) -> str:
         return self.backend.base_url.rstrip("/")
 
-    async def _headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
+        """The Authorization header this backend needs (empty when none)."""
         auth = self.backend.auth
         if auth == "bearer-env":
             token = os.environ.get(self.backend.token_env or "", "")
@@ -208,7 +209,7 @@ class BackendClient:
             attempt += 1
             retry_after = None
             try:
-                headers = {"Content-Type": "application/json", **await self._headers()}
+                headers = {"Content-Type": "application/json", **await self.auth_headers()}
                 remaining = max(0.1, deadline - time.perf_counter())
                 sent = time.perf_counter()
                 async with self._http.stream(
@@ -265,7 +266,7 @@ class BackendClient:
 
     async def list_models(self) -> list[str]:
         """Model ids served at `/v1/models`; raises `httpx.HTTPError` on failure."""
-        response = await self._http.get(f"{self.base_url}/models", headers=await self._headers(), timeout=10.0)
+        response = await self._http.get(f"{self.base_url}/models", headers=await self.auth_headers(), timeout=10.0)
         response.raise_for_status()
         return [m["id"] for m in response.json().get("data", [])]
 

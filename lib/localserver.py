@@ -148,8 +148,13 @@ class Models:
 
 
 def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, threads: int | None = None,
-               workers: int = 1) -> Any:
-    """The FastAPI app; models load in the background and `/health` turns 200 once they are ready."""
+               workers: int = 1, max_queue: int = 32) -> Any:
+    """The FastAPI app; models load in the background and `/health` turns 200 once they are ready.
+
+    At most `max_queue` requests wait for the model; more get 503 with Retry-After at once, as an
+    overloaded Cloud Run service would, instead of queueing into timeouts.
+    """
+    import contextlib
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -180,11 +185,19 @@ def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, thr
             state["error"] = f"{type(exc).__name__}: {exc}"
 
     threading.Thread(target=load, name="load-models", daemon=True).start()
-    app = FastAPI(title="pets local model server", docs_url=None, redoc_url=None)
+    in_flight = [0]  # requests accepted and not yet answered; touched only on the event loop
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)  # queued inferences must not delay exit
+
+    app = FastAPI(title="pets local model server", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        headers = {"Retry-After": "1"} if exc.code == "overloaded" else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -237,6 +250,11 @@ def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, thr
             raise ApiError(503, "models are still loading; retry shortly", None, "loading", "server_error")
         image = _image_from(req)
         constrained = _wants_json(req.response_format)
+        if in_flight[0] >= max_queue + workers:
+            failures.labels(req.model, "overloaded").inc()
+            raise ApiError(503, f"overloaded: {in_flight[0]} requests ahead; retry shortly", None, "overloaded",
+                           "server_error")
+        in_flight[0] += 1
         waiting.labels(req.model).inc()
         try:
             loop = asyncio.get_running_loop()
@@ -245,6 +263,8 @@ def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, thr
         except ApiError as exc:
             failures.labels(req.model, exc.code or "error").inc()
             raise
+        finally:
+            in_flight[0] -= 1
         latency.labels(req.model).observe(time.perf_counter() - start)
         success.labels(req.model).inc()
         return _completion(req, text)
@@ -281,11 +301,12 @@ def _completion(req: ChatRequest, text: str) -> Any:
     })
 
 
-def serve(host: str, port: int, artifacts: Path | None = None, threads: int | None = None, workers: int = 1) -> None:
+def serve(host: str, port: int, artifacts: Path | None = None, threads: int | None = None, workers: int = 1,
+          max_queue: int = 32) -> None:
     """Run the server until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(artifacts, threads=threads, workers=workers), host=host, port=port,
+    uvicorn.run(create_app(artifacts, threads=threads, workers=workers, max_queue=max_queue), host=host, port=port,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=2)
 
 
@@ -297,6 +318,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--artifacts", type=Path, default=None, help="folder with the trained head (head.npz)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per inference")
     p.add_argument("--workers", type=int, default=1, help="inferences run at once")
+    p.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more get 503 + Retry-After")
     p.set_defaults(func=_run)
 
 
@@ -304,5 +326,6 @@ def _run(args: argparse.Namespace) -> int:
     from lib.settings import load_settings
 
     settings = load_settings()
-    serve(args.host or settings.local_host, args.port or settings.local_port, args.artifacts, args.threads, args.workers)
+    serve(args.host or settings.local_host, args.port or settings.local_port, args.artifacts, args.threads,
+          args.workers, args.max_queue)
     return 0

@@ -164,3 +164,36 @@ def test_a_retrained_head_is_served_without_a_restart(tmp_path: Path, pets: Path
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_overload_is_refused_at_once_with_retry_after(tmp_path: Path, pets: Path) -> None:
+    import asyncio
+
+    from lib.backends import NO_RETRY, BackendClient, make_http_client
+    from lib.localprocess import start_local_server
+    from lib.registry import Backend
+    from pets_testing import free_port
+
+    port = free_port()
+    proc = start_local_server("127.0.0.1", port, "--max-queue", "2", log_file=tmp_path / "log")
+    backend = Backend(name="t", base_url=f"http://127.0.0.1:{port}/v1", model="pets-tuned", family="local")
+    body = chat_request("pets-tuned", (pets / "pug_142.jpg").read_bytes())
+
+    async def burst() -> list:
+        async with make_http_client(max_connections=40) as http:
+            client = BackendClient(backend, http=http, retry=NO_RETRY)
+            return await asyncio.gather(*(client.send(body) for _ in range(40)))
+
+    try:
+        results = asyncio.run(burst())
+        refused = [p for p in results if p.status == 503]
+        assert refused and all(p.error_kind == "cold_start" and "overloaded" in p.error for p in refused)
+        assert sum(p.ok for p in results) >= 3  # the queue's worth is answered
+        median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        # Refused at once, not after queueing: they come back sooner than the answered ones.
+        assert median([p.latency_ms for p in refused]) < median([p.latency_ms for p in results if p.ok])
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'code="overloaded"' in metrics
+    finally:
+        proc.terminate()
+        proc.wait(10)

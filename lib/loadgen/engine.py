@@ -116,7 +116,7 @@ async def backend_headers(backend: Backend) -> dict[str, str]:
     """Auth headers for a registry backend, fetched once before the clock (ID tokens last an hour)."""
     async with BackendClient(backend) as client:
         try:
-            return await client._headers()  # the one client owns the auth rules
+            return await client.auth_headers()  # the one client owns the auth rules
         except PermissionError as exc:
             raise UserError(f"credentials for {backend.name}: {exc}") from None
 
