@@ -94,6 +94,9 @@ class Backbone:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: on a small machine the spinning threads steal the cores that
+        # the dashboard, the HTTP server and the next request need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
