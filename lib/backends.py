@@ -125,6 +125,7 @@ class RetryPolicy:
         return random.uniform(cap / 2, cap)
 
 
+DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
@@ -145,7 +146,7 @@ class BackendClient:
         backend: Backend,
         *,
         http: httpx.AsyncClient | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = 60.0,
         max_image_side: int = 896,
         token_provider: TokenProvider | None = None,
@@ -286,7 +287,7 @@ def _http_error(status: int, body: bytes) -> tuple[str, str]:
 
 async def classify_many(
     backends: Iterable[Backend], image: bytes, *, constrained: bool = False, max_image_side: int = 896,
-    retry: RetryPolicy = RetryPolicy(), timeout_s: float = 60.0,
+    retry: RetryPolicy = DEFAULT_RETRY, timeout_s: float = 60.0,
 ) -> list[Prediction]:
     """The same photo to several backends at once (side-by-side comparison); order kept."""
     backends = list(backends)

@@ -17,7 +17,7 @@ from typing import Callable, Literal
 
 from lib.backends import BackendClient, RetryPolicy, make_http_client
 from lib.breeds import UNKNOWN
-from lib.data import IMAGE_SUFFIXES, Photo, list_photos, select_split
+from lib.data import IMAGE_SUFFIXES, Photo, Split, list_photos, select_split
 from lib.dataset import official_split_dir, read_official_split
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
@@ -29,9 +29,6 @@ __all__ = [
     "EvalOptions", "Progress", "EvalResult", "PhotoSet", "EvalJob", "select_photos", "default_data_dir", "evaluate",
     "run_evaluation",
 ]
-
-Split = Literal["train", "test", "all"]
-
 
 @dataclass(frozen=True)
 class EvalOptions:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lib.breeds import BREED_IDS, display_name
+from lib.breeds import BREED_IDS
 from lib.errors import UserError
 from lib.imagenet import BREED_OF_CLASS, PET_LABELS
 
@@ -190,7 +190,3 @@ class TunedHead:
             raise UserError(f"{folder}: head weights have shape {head.weight.shape}, expected (2280, 37)")
         return head
 
-
-def tuned_text(breed_id: str) -> str:
-    """The free-text answer of pets-tuned: the breed's display name."""
-    return display_name(breed_id)

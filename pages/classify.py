@@ -8,7 +8,6 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lib.breeds import UNKNOWN, display_name, species_of
-from lib.errors import UserError
 from lib.images import ImageError, open_image
 from lib.localprocess import start_local_server
 from pages import _common as common

@@ -4,7 +4,6 @@ scripted HTTP server on loopback."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from pathlib import Path

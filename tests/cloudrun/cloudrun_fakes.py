@@ -382,7 +382,7 @@ class ModelServers:
             await asyncio.sleep(self.slow_s)
         if behaviour == "nomodels":
             return web.Response(status=404, text="404 page not found")
-        return web.json_response(vllm_models(f"google/gemma-3-4b-it", self.adapters.get(svc, [])))
+        return web.json_response(vllm_models("google/gemma-3-4b-it", self.adapters.get(svc, [])))
 
     async def _chat(self, request: web.Request) -> web.Response:
         svc = request.match_info["svc"]
