@@ -142,5 +142,11 @@ def test_the_presenter_runs_a_new_evaluation_and_sees_it_finish(app, local_serve
     run = next(r for r in app.root.list_runs() if r.photo_count == 4)
     assert run.backend == "pets-tuned" and run.role == "tuned" and run.finished_unix_s
     assert len(app.root.read_records(run.run_id).records) == 4
-    at.run()
+    # run.json is written just before the background job records its result: poll the page briefly.
+    deadline = time.monotonic() + 10
+    while True:
+        at.run()
+        if any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success)
