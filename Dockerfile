@@ -28,7 +28,7 @@ RUN pip install -r requirements.txt \
 
 # Code stays owned by root: the app user can read it, not change it.
 COPY lib/ lib/
-COPY pages/ pages/
+COPY app_pages/ app_pages/
 COPY .streamlit/config.toml .streamlit/config.toml
 COPY streamlit_app.py models.toml ./
 

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "cloudrun")]
+sys.path.insert(0, str(REPO))
 
 
 def serve(conn, services: int) -> None:  # runs in the child process
-    from cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
+    from testkit.cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
 
     fake_run, models = FakeCloudRun().start(), ModelServers().start()
     add_fleet(fake_run, models, services, adapters=3)
@@ -48,7 +48,7 @@ def main() -> None:
     proc.start()
     endpoint, token_uri = parent.recv()
     try:
-        from cloudrun_fakes import PROJECT, REGIONS, write_service_account
+        from testkit.cloudrun_fakes import PROJECT, REGIONS, write_service_account
 
         key = write_service_account(Path(tempfile.mkdtemp()) / "sa.json", token_uri)
         os.environ.update({"GOOGLE_APPLICATION_CREDENTIALS": str(key), "NO_GCE_CHECK": "True"})

@@ -30,13 +30,13 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
-from lib.backends import chat_request  # noqa: E402
+from lib.client import chat_request  # noqa: E402
 from lib.breeds import BREED_IDS  # noqa: E402
 from lib.data import list_photos  # noqa: E402
-from lib.evaluate import EvalOptions, run_evaluation  # noqa: E402
+from lib.accuracy import EvalOptions, run_evaluation  # noqa: E402
 from lib.images import prepare_jpeg  # noqa: E402
 from lib.registry import Backend  # noqa: E402
-from lib.results import EvalRecord, ResultsRoot, RunInfo  # noqa: E402
+from lib.accuracy import EvalRecord, ResultsRoot, RunInfo  # noqa: E402
 
 
 async def bare(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
@@ -117,7 +117,7 @@ def main() -> int:
         proc = None
         url = args.url
         if url is None:
-            from lib.localprocess import start_local_server
+            from lib.local import start_local_server
             import socket
 
             with socket.socket() as s:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.finetune.gemma import GemmaTrainConfig, load_base, make_trainer  # noqa: E402
 from lib.finetune.gemma_data import load_split  # noqa: E402
-from lib.finetune.gemma_random import SIZES, save_random_gemma3  # noqa: E402
+from testkit.gemma_random import SIZES, save_random_gemma3  # noqa: E402
 
 
 def write_photos(folder: Path, per_breed: int) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import httpx  # noqa: E402
 from lib.loadgen.engine import LoadPlan, chat_url, prepare_payloads, run_load, text_payload  # noqa: E402
 from lib.loadgen.schedule import LoadProfile  # noqa: E402
 from lib.settings import load_settings  # noqa: E402
+from testkit import free_port  # noqa: E402
 
 LOCUSTFILE = """
 from locust import FastHttpUser, constant_throughput, task
@@ -50,18 +50,12 @@ class NoopUser(FastHttpUser):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(cpu: int | None, fast: bool = True) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
-        "lib.loadgen.noop_server",
+        "testkit.noop_server",
         "--port",
         str(port),
         *(["--fast"] if fast else []),

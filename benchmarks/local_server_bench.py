@@ -19,21 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.backends import BackendClient, RetryPolicy, chat_request, make_http_client  # noqa: E402
+from lib.client import BackendClient, RetryPolicy, chat_request, make_http_client  # noqa: E402
 from lib.data import list_photos  # noqa: E402
 from lib.images import open_image  # noqa: E402
-from lib.localmodel import DRAFT, Backbone, TunedHead  # noqa: E402
-from lib.localprocess import start_local_server  # noqa: E402
+from lib.local import DRAFT, Backbone, TunedHead  # noqa: E402
+from lib.local import start_local_server  # noqa: E402
 from lib.registry import Backend  # noqa: E402
 from lib.settings import load_settings  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from testkit import free_port  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

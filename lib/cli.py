@@ -9,19 +9,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from lib.errors import UserError
 
-__all__ = ["main", "COMMAND_MODULES"]
+__all__ = ["main", "COMMAND_MODULES", "ProgressBar"]
 
 # One line per feature module that contributes commands.
 COMMAND_MODULES: list[str] = [
-    "lib.localserver",
+    "lib.local.cli",
     "lib.finetune.cli",
     "lib.cloudrun.cli",
     "lib.loadgen.cli",
-    "lib.eval_cli",
+    "lib.accuracy.cli",
+    "lib.data.cli",
 ]
 
 
@@ -45,3 +46,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class ProgressBar:
+    """A tqdm progress bar on stderr for long commands (never with --quiet)."""
+
+    def __init__(self, quiet: bool, unit: str) -> None:
+        self.quiet, self.unit = quiet, unit
+        self._bar: Any = None
+        self._name: str | None = None
+
+    def _ensure(self, total: int | None, desc: str) -> Any:
+        if self.quiet:
+            return None
+        if self._bar is None or self._name != desc:
+            from tqdm import tqdm
+
+            if self._bar is not None:
+                self._bar.close()
+            scale = self.unit == "B"
+            self._bar = tqdm(total=total, desc=desc, unit=self.unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+            self._name = desc
+        return self._bar
+
+    def update_eval(self, p: Any) -> None:
+        bar = self._ensure(p.total, p.run_id)
+        if bar is not None:
+            bar.n = p.done
+            bar.set_postfix(errors=p.errors, right=p.correct, refresh=False)
+            bar.refresh() if p.done == p.total else bar.update(0)
+
+    def update_download(self, p: Any) -> None:
+        bar = self._ensure(p.total_bytes, p.name)
+        if bar is not None:
+            bar.n = p.done_bytes
+            bar.update(0)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.localprocess import start_local_server
-from pets_testing import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
+from lib.local import start_local_server
+from testkit import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(scope="session")

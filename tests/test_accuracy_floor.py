@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.backends import classify_many
+from lib.client import classify_many
 from lib.data import list_photos, split_photos
 from lib.registry import Backend
 

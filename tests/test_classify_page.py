@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from pets_testing import REPO, free_port
+from testkit import REPO, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ import pytest
 from lib.breeds import BREED_IDS
 from lib.errors import UserError
 from lib.finetune.local import fit_head, train_local
-from lib.localmodel import Features, TunedHead
+from lib.local import Features, TunedHead
 
-from pets_testing import REPO
+from testkit import REPO
 
 
 def test_fit_head_learns_a_separable_toy_problem() -> None:
@@ -63,8 +63,8 @@ def test_cli_trains_a_head_that_the_server_loads(tmp_path: Path, pets: Path) -> 
     shipped = TunedHead.load(REPO / "artifacts" / "pets-tuned")
     assert head.weight.shape == shipped.weight.shape
     # The server serves the freshly trained head from --artifacts.
-    from lib.localprocess import start_local_server
-    from pets_testing import free_port
+    from lib.local import start_local_server
+    from testkit import free_port
     import httpx
     port = free_port()
     proc = start_local_server("127.0.0.1", port, "--artifacts", str(out), log_file=tmp_path / "server.log")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from lib.backends import chat_request
+from lib.client import chat_request
 from lib.data import list_photos, split_photos
 from lib.images import prepare_jpeg
 
@@ -142,9 +142,9 @@ def test_a_retrained_head_is_served_without_a_restart(tmp_path: Path, pets: Path
     import time
 
     from lib.breeds import BREED_IDS
-    from lib.localmodel import TunedHead
-    from lib.localprocess import start_local_server
-    from pets_testing import REPO, free_port
+    from lib.local import TunedHead
+    from lib.local import start_local_server
+    from testkit import REPO, free_port
 
     artifacts = tmp_path / "pets-tuned"
     shutil.copytree(REPO / "artifacts" / "pets-tuned", artifacts)
@@ -169,10 +169,10 @@ def test_a_retrained_head_is_served_without_a_restart(tmp_path: Path, pets: Path
 def test_overload_is_refused_at_once_with_retry_after(tmp_path: Path, pets: Path) -> None:
     import asyncio
 
-    from lib.backends import NO_RETRY, BackendClient, make_http_client
-    from lib.localprocess import start_local_server
+    from lib.client import NO_RETRY, BackendClient, make_http_client
+    from lib.local import start_local_server
     from lib.registry import Backend
-    from pets_testing import free_port
+    from testkit import free_port
 
     port = free_port()
     proc = start_local_server("127.0.0.1", port, "--max-queue", "2", log_file=tmp_path / "log")

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from lib.ratelimit import Rate, RateLimiter, Verdict
+from lib.access import Rate, RateLimiter, Verdict
 
 
 class Clock:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from lib.backends import RetryPolicy
+from lib.client import RetryPolicy
 from lib.cloudrun import admin, coldstart, dashboard, discovery
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from lib.backends import BackendClient, Prediction, RetryPolicy, TokenProvider, chat_request, make_http_client
+from lib.client import BackendClient, Prediction, RetryPolicy, TokenProvider, chat_request, make_http_client
 from lib.images import prepare_jpeg
 from lib.registry import Backend
 from lib.settings import Settings, load_settings

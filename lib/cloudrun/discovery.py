@@ -19,10 +19,10 @@ from typing import Any, Iterable, Sequence
 
 import httpx
 
-from lib.backends import TokenProvider, make_http_client
+from lib.client import TokenProvider, make_http_client
 from lib.cloudrun.admin import Clients, ServiceInfo, list_services
 from lib.errors import UserError
-from lib.idtokens import GoogleIdTokens
+from lib.client import GoogleIdTokens
 from lib.registry import Backend, load_registry
 from lib.settings import Settings, load_settings
 

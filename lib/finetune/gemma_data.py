@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lib.backends import PROMPT
+from lib.client import PROMPT
 from lib.breeds import display_name
 from lib.data import Photo, list_photos, split_photos
 from lib.errors import UserError

@@ -41,8 +41,8 @@ class EvalSummary:
 
 def summarize(answers: list[HeldOutAnswer]) -> EvalSummary:
     """The harness's figures (lib.metrics) over the held-out answers, so before/after match `python -m lib eval`."""
-    from lib.metrics import summarize as run_metrics
-    from lib.results import EvalRecord
+    from lib.accuracy import summarize as run_metrics
+    from lib.accuracy import EvalRecord
 
     if not answers:
         return EvalSummary(0, 0.0, 0.0, ())

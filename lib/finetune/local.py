@@ -20,8 +20,8 @@ from lib.breeds import BREED_IDS, get_breed
 from lib.data import Photo, list_photos, split_photos
 from lib.errors import UserError
 from lib.images import ImageError, open_image
-from lib.imagenet import BREED_OF_CLASS
-from lib.localmodel import DRAFT, Backbone, Features, TunedHead, base_answer
+from lib.local import BREED_OF_CLASS
+from lib.local import DRAFT, Backbone, Features, TunedHead, base_answer
 from lib.settings import REPO_ROOT, load_settings
 
 __all__ = ["LocalTrainResult", "train_local", "fit_head", "add_command"]

@@ -25,7 +25,7 @@ import aiohttp
 import httpx
 import numpy as np
 
-from lib.backends import BackendClient, chat_request, make_http_client
+from lib.client import BackendClient, chat_request, make_http_client
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
 from lib.loadgen.rawhttp import RawSender

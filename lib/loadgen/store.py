@@ -15,7 +15,7 @@ from typing import Any
 
 from lib.errors import UserError
 from lib.loadgen.engine import LoadResult
-from lib.results import ResultsRoot
+from lib.accuracy import ResultsRoot
 
 __all__ = ["new_load_run_id", "save_run", "list_saved_runs"]
 

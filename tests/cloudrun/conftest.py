@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from .cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
+from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
 
 from lib.cloudrun.admin import Clients, make_clients
 from lib.settings import load_settings

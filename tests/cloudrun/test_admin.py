@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from .cloudrun_fakes import FORBIDDEN_PROJECT, MISSING_PROJECT, PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet
+from testkit.cloudrun_fakes import FORBIDDEN_PROJECT, MISSING_PROJECT, PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet
 
 from lib.cli import main
 from lib.cloudrun import admin

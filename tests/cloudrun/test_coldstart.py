@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from .cloudrun_fakes import ModelServers, fake_id_token
+from testkit.cloudrun_fakes import ModelServers, fake_id_token
 
-from lib.backends import RetryPolicy
+from lib.client import RetryPolicy
 from lib.cli import main
 from lib.cloudrun.coldstart import load_results, measure_cold_start, save_result
 from lib.registry import Backend

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from .cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet, fake_id_token
+from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet, fake_id_token
 
 from lib.cli import main
 from lib.cloudrun import discovery

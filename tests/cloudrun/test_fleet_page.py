@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from .cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
+from testkit.cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "fleet.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "fleet.py")
 
 
 @pytest.fixture

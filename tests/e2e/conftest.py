@@ -31,18 +31,6 @@ def _start(tmp: Path, local_server: str, pets: Path, **overrides: str) -> Iterat
         shutil.copy(container.log, OUTPUT / f"{tmp.name}.log")
 
 
-def _warm(browser, url: str) -> None:
-    # The first run of a fresh Streamlit process is routed by the pages/ folder, not st.navigation
-    # (see pages/_common.require_presenter); one visit to the home page switches it over.
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(url)
-        page.get_by_role("heading").first.wait_for(timeout=30_000)
-    finally:
-        context.close()
-
-
 @pytest.fixture(scope="session")
 def evaluated(tmp_path_factory: pytest.TempPathFactory, local_server: str, pets: Path) -> Path:
     """A results root with a real baseline and tuned evaluation (40 photos each) for the Accuracy page."""
@@ -62,7 +50,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, local_server: str, pets:
     for container in _start(
             tmp_path_factory.mktemp("attendee"), local_server, pets, RESULTS_ROOT=str(evaluated), UPLOAD_MAX_MB="1",
             RATE_SESSION_BURST="5", RATE_SESSION_PER_MIN="1", RATE_CLIENT_BURST="20", SIGN_IN_ATTEMPTS="3"):
-        _warm(browser, container.url)
         yield container.url
 
 
@@ -71,7 +58,6 @@ def iap_dashboard(tmp_path_factory: pytest.TempPathFactory, local_server: str, p
     """The same image configured as if IAP were in front (TRUST_IAP=true)."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     for container in _start(tmp_path_factory.mktemp("iap"), local_server, pets, TRUST_IAP="true"):
-        _warm(browser, container.url)
         yield container.url
 
 

@@ -105,11 +105,17 @@ def dockerignore() -> list[str]:
 
 
 def ignored(relative: str, patterns: list[str]) -> bool:
-    """Whether `.dockerignore` keeps `relative` out of the build context (the patterns this repo uses)."""
+    """Whether `.dockerignore` keeps `relative` out of the build context (the patterns this repo uses).
+
+    As Docker matches them: a pattern is anchored at the context's root (`data` is `./data`, not
+    `lib/data`) unless it starts with `**/`; a matched folder takes everything below it.
+    """
     parts = relative.split("/")
     for pattern in patterns:
+        pattern = pattern.lstrip("/")
+        anywhere = pattern.startswith("**/")
         bare = pattern.removeprefix("**/")
-        if fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(p, bare) for p in parts):
+        if fnmatch.fnmatch(relative, pattern) or (anywhere and any(fnmatch.fnmatch(p, bare) for p in parts)):
             return True
         if any(fnmatch.fnmatch("/".join(parts[:i]), pattern) for i in range(1, len(parts))):
             return True

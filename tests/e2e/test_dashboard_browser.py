@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 
 from dockerimage import REPO
 from support import OUTPUT, PRESENTER, TOKEN, CuttableProxy
-from lib.backends import classify_sync
+from lib.client import classify_sync
 from lib.breeds import display_name
 from lib.registry import find_backend, load_registry
 from lib.settings import load_settings
@@ -211,12 +211,15 @@ def test_attendees_see_only_the_public_pages(new_page, dashboard) -> None:
         assert "Fleet" not in page.inner_text("body").split(HEADING)[-1]
 
 
-def test_the_first_visitor_of_a_new_instance_cannot_open_a_presenter_page(new_page, fresh_dashboard) -> None:
+def test_the_first_visitor_of_a_new_instance_gets_the_apps_own_menu(new_page, fresh_dashboard) -> None:
+    """The very first run of a fresh process is routed by streamlit_app.py, whatever the URL asks for."""
     page = new_page()
-    page.goto(f"{fresh_dashboard}/fleet")  # the very first run of this process
-    expect(page.get_by_text("This page is for the presenter.")).to_be_visible()
-    expect(page.get_by_role("heading", name="Fleet")).to_have_count(0)
+    page.goto(f"{fresh_dashboard}/fleet")
+    expect(page.get_by_text("Page not found")).to_be_visible()
+    page.get_by_role("heading", name=HEADING).wait_for()
+    assert nav_links(page) == ["Classify", "Accuracy"]
     expect(page.get_by_text("Cloud Run services")).to_have_count(0)
+    expect(page.get_by_text("This page is for the presenter")).to_have_count(0)
 
 
 def sign_in(page: Page, token: str) -> None:

@@ -54,7 +54,7 @@ def test_the_start_command_is_streamlit_on_port_for_cloud_run() -> None:
 def test_the_image_holds_what_the_app_needs_and_nothing_secret(tmp_path: Path) -> None:
     app = dockerimage.build_tree(tmp_path / "app", INSTRUCTIONS)
     for needed in ("streamlit_app.py", "models.toml", ".streamlit/config.toml", "lib/settings.py",
-                   "pages/_common.py", "pages/classify.py"):
+                   "app_pages/_common.py", "app_pages/classify.py"):
         assert (app / needed).is_file(), needed
     present = {p.relative_to(app).as_posix() for p in app.rglob("*")}
     assert not [p for p in present if "__pycache__" in p or p.startswith(("tests", ".venv", "results"))]
@@ -62,7 +62,7 @@ def test_the_image_holds_what_the_app_needs_and_nothing_secret(tmp_path: Path) -
     ignored = dockerimage.dockerignore()
     for path in (".venv", "tests", ".cache", "results", "data", "test-output", ".streamlit/secrets.toml"):
         assert dockerimage.ignored(path, ignored), path
-    for path in ("lib/settings.py", "pages/classify.py", "artifacts/pets-tuned/head.npz", "serving/vllm/entrypoint.sh"):
+    for path in ("lib/settings.py", "app_pages/classify.py", "artifacts/pets-tuned/head.npz", "serving/vllm/entrypoint.sh"):
         assert not dockerimage.ignored(path, ignored), path  # the serving images build from this context too
 
 

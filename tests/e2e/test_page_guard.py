@@ -1,7 +1,7 @@
 """Every presenter page refuses attendees by itself, whatever routed the run to it.
 
-Streamlit 1.67 routes the first run of a fresh process by the `pages/` folder (every file in it is
-a page) before `st.navigation` takes over, and `AppTest.from_file(page)` runs a page the same way.
+`st.navigation` leaves them out of an attendee's app; `AppTest.from_file(page)` runs a page file
+directly, the way a stray route would, and each page must still say no.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dockerimage import REPO
 pytestmark = pytest.mark.slow
 
 PUBLIC = {"classify.py", "accuracy.py"}  # what attendees may open (streamlit_app.PUBLIC)
-PRESENTER_PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py")
+PRESENTER_PAGES = sorted(p.name for p in (REPO / "app_pages").glob("*.py")
                          if not p.name.startswith("_") and p.name not in PUBLIC)
 
 
@@ -32,7 +32,7 @@ def test_an_attendee_who_reaches_a_presenter_page_gets_one_sentence(name: str, m
     monkeypatch.setenv("LOCAL_MODELS_PORT", "9")  # nothing is called anyway
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=60).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=60).run()
     assert not at.exception
     assert [e.value for e in at.error] == ["This page is for the presenter. Attendees can use Classify and Accuracy."], (
         f"pages/{name} must call `common.require_presenter()` before anything else (see pages/_common.py)")

@@ -17,7 +17,7 @@ PHOTO_BREEDS = {"Abyssinian": (200, 120, 60), "beagle": (120, 90, 40), "pug": (2
 @pytest.fixture(scope="session")
 def tiny_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a random two-layer Gemma 3 VLM and its processor (character tokenizer, 32 px images)."""
-    from lib.finetune.gemma_random import save_random_gemma3
+    from testkit.gemma_random import save_random_gemma3
 
     return save_random_gemma3(tmp_path_factory.mktemp("tiny-gemma3"), "tiny")
 

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from lib.breeds import BREED_IDS
 from lib.errors import UserError
 from lib.finetune.gemma import GemmaTrainConfig, train_gemma
-from lib.finetune.gemma_runs import BackgroundRun, execution_cost_usd, list_finished_runs, submit_gemma_job
+from lib.finetune.runs import BackgroundRun, execution_cost_usd, list_finished_runs, submit_gemma_job
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "tuning.py")
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_local_trainer_runs_in_the_background_with_progress(page_env: Path, pets
 @pytest.fixture
 def fake_cloud(page_env: Path, monkeypatch: pytest.MonkeyPatch):
     """The Cloud Run Admin API fake (gRPC) and token endpoint from tests/cloudrun, and an env pointing at them."""
-    from cloudrun.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
+    from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
 
     run, servers = FakeCloudRun().start(), ModelServers().start()
     try:

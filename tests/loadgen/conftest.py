@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,20 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_noop_server(*flags: str) -> tuple[subprocess.Popen, str]:
-    """Start `lib.loadgen.noop_server` on a free port; returns the process and its root URL."""
-    port = _free_port()
+    """Start `testkit.noop_server` on a free port; returns the process and its root URL."""
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lib.loadgen.noop_server", "--port", str(port), *flags],
+        [sys.executable, "-m", "testkit.noop_server", "--port", str(port), *flags],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from lib.backends import BackendClient, RetryPolicy, chat_request
+from lib.client import BackendClient, RetryPolicy, chat_request
 from lib.errors import UserError
 from lib.images import prepare_jpeg
 from lib.loadgen.engine import BackgroundLoad, LoadPlan, chat_url, prepare_payloads, run_load, text_payload

@@ -49,7 +49,7 @@ def test_a_ramp_against_the_no_op_server_charts_and_saves(noop, tmp_path, monkey
     monkeypatch.setenv("MODELS_TOML", str(write_registry(tmp_path, "noop", f"{noop}/v1", "noop")))
     monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
     monkeypatch.setenv("PETS_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(REPO / "pages" / "live.py"), default_timeout=30)
+    at = AppTest.from_file(str(REPO / "app_pages" / "live.py"), default_timeout=30)
     at.run()
     assert not at.exception
     assert any("Pick a backend" in i.value for i in at.info)
@@ -75,7 +75,7 @@ def test_a_poisson_ramp_against_the_local_pets_tuned_server(local_server, pets, 
     monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
     monkeypatch.setenv("PETS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("PETS_DIR", str(pets))
-    at = AppTest.from_file(str(REPO / "pages" / "live.py"), default_timeout=60)
+    at = AppTest.from_file(str(REPO / "app_pages" / "live.py"), default_timeout=60)
     at.run()
     drive(at, "pets-tuned", shape="ramp", rate_from=5, rate_to=30, duration=4.0, photos=True)
     assert not at.exception, at.exception

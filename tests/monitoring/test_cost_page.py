@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture()
 def page(tmp_path, monkeypatch) -> AppTest:
     monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
-    at = AppTest.from_file(str(REPO / "pages" / "cost.py"), default_timeout=30)
+    at = AppTest.from_file(str(REPO / "app_pages" / "cost.py"), default_timeout=30)
     at.run()
     assert not at.exception, at.exception
     return at

@@ -26,7 +26,7 @@ def test_cloud_run_backend_charts_instances_by_state_gpu_and_staleness(
     monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "results"))
     monkeypatch.setenv("PETS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo")
-    at = AppTest.from_file(str(REPO / "pages" / "live.py"), default_timeout=30)
+    at = AppTest.from_file(str(REPO / "app_pages" / "live.py"), default_timeout=30)
     at.run()
     at.radio[1].set_value("steady")
     at.number_input[1].set_value(5.0)

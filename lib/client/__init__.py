@@ -1,0 +1,26 @@
+"""The one client: every call to a model backend (pages, CLI, harness, load generator) goes through it."""
+
+from lib.client.backend import (
+    DEFAULT_RETRY,
+    NO_RETRY,
+    PROMPT,
+    BackendClient,
+    Health,
+    Prediction,
+    RetryPolicy,
+    TokenProvider,
+    breed_response_format,
+    chat_request,
+    check_health,
+    check_health_sync,
+    classify_many,
+    classify_sync,
+    make_http_client,
+)
+from lib.client.idtokens import GoogleIdTokens
+
+__all__ = [
+    "DEFAULT_RETRY", "NO_RETRY", "PROMPT", "BackendClient", "Health", "Prediction", "RetryPolicy", "TokenProvider", "breed_response_format",
+    "chat_request", "check_health", "check_health_sync", "classify_many", "classify_sync", "make_http_client",
+    "GoogleIdTokens",
+]

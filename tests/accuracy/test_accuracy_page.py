@@ -1,0 +1,152 @@
+"""The Accuracy page through streamlit.testing: headline numbers equal lib.metrics', galleries list the photos
+tuning fixed and broke, the link's query parameters pick the runs, and attendees get no run button."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from testkit.evalkit import write_run
+from lib.accuracy import summarize
+from lib.accuracy import ResultsRoot
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+# Real photo ids from the shared folder, so the galleries have pictures.
+BASE = [("pug_112", "pug", "pug"), ("pug_127", "pug", "beagle"), ("beagle_10", "beagle", "beagle"),
+        ("beagle_117", "beagle", "unknown"), ("Bengal_109", "Bengal", "Egyptian_Mau"), ("Bengal_123", "Bengal", "Bengal")]
+TUNED = [("pug_112", "pug", "pug"), ("pug_127", "pug", "pug"), ("beagle_10", "beagle", "basset_hound"),
+         ("beagle_117", "beagle", "beagle"), ("Bengal_109", "Bengal", "Bengal"), ("Bengal_123", "Bengal", "Bengal")]
+
+
+def count(node, kind: str) -> int:
+    """Elements of one type anywhere in the page (AppTest has no accessor for images)."""
+    return (getattr(node, "type", None) == kind) + sum(count(c, kind) for c in getattr(node, "children", {}).values())
+
+
+@pytest.fixture()
+def app(monkeypatch: pytest.MonkeyPatch, results_root: Path, pets: Path):
+    root = ResultsRoot(results_root)
+    runs = {
+        "old-base": write_run(root, "old-base", BASE, backend="pets-base", role="base", started=100, data_dir=str(pets)),
+        "base": write_run(root, "base", BASE, backend="pets-base", role="base", started=200, data_dir=str(pets)),
+        "tuned": write_run(root, "tuned", TUNED, backend="pets-tuned", role="tuned", started=300, data_dir=str(pets)),
+        "other": write_run(root, "other", [(p, t, t) for p, t, _ in BASE], backend="perfect", started=50),
+    }
+    monkeypatch.setenv("PETS_DIR", str(pets))
+
+    def make(mode: str = "attendee", **params: str) -> AppTest:
+        monkeypatch.setenv("APP_MODE", mode)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60)
+        for key, value in params.items():
+            at.query_params[key] = value
+        return at.run()
+
+    make.runs, make.root = runs, root  # type: ignore[attr-defined]
+    return make
+
+
+def test_latest_base_and_tuned_runs_side_by_side_with_lib_metrics_figures(app) -> None:
+    at = app()
+    assert not at.exception
+    assert at.selectbox(key="baseline-run").value == "base" and at.selectbox(key="tuned-run").value == "tuned"
+    metrics = {m.label: m for m in at.metric}
+    root = app.root
+    base = summarize(root.read_records("base").records)
+    tuned = summarize(root.read_records("tuned").records)
+    assert metrics["Baseline accuracy · pets-base"].value == f"{base.accuracy:.1%}" == "50.0%"
+    assert metrics["Tuned accuracy · pets-tuned"].value == f"{tuned.accuracy:.1%}" == "83.3%"
+    assert metrics["Photos fixed / broken by tuning"].value == "3 / 1"
+    table = at.table[0].value
+    assert f"{base.macro_f1:.3f}" in table["Baseline"].tolist() and f"{tuned.macro_f1:.3f}" in table["Tuned"].tolist()
+    assert at.query_params["baseline"] == "base" and at.query_params["tuned"] == "tuned"
+
+
+def test_galleries_show_the_photos_fixed_and_broken_by_tuning(app) -> None:
+    at = app()
+    captions = [c.value for c in at.caption]
+    fixed = [c for c in captions if c.startswith("**") and "tuned: " in c]
+    assert any(c.startswith("**beagle_117**") and "baseline: not a breed" in c and "tuned: Beagle" in c for c in fixed)
+    assert any(c.startswith("**Bengal_109**") and "baseline: Egyptian Mau" in c for c in fixed)
+    assert any(c.startswith("**pug_127**") for c in fixed)
+    broken = [c for c in fixed if c.startswith("**beagle_10**")]
+    assert broken and "tuned: Basset Hound" in broken[0]
+    assert "**Fixed by tuning: 3 photos**" in [m.value for m in at.markdown]
+    assert "**Broken by tuning: 1 photos**" in [m.value for m in at.markdown]
+    assert not any("not on this machine" in i.value for i in at.info)
+    assert count(at._tree, "image") >= 4  # thumbnails from the photo folder recorded in run.json
+
+
+def test_query_params_open_the_same_comparison(app) -> None:
+    at = app(baseline="old-base", tuned="other")
+    assert at.selectbox(key="baseline-run").value == "old-base" and at.selectbox(key="tuned-run").value == "other"
+    assert any("?baseline=old-base&tuned=other" in c.value for c in at.code)
+
+
+def test_a_link_to_a_run_that_is_not_there_falls_back_with_a_warning(app) -> None:
+    at = app(baseline="gone")
+    assert any("'gone'" in w.value for w in at.warning)
+    assert at.selectbox(key="baseline-run").value == "base"
+
+
+def test_attendees_have_no_run_button_and_the_presenter_has_one(app) -> None:
+    assert not [b for b in app("attendee").button if b.key == "run-eval"]
+    presenter = app("presenter")
+    assert [b for b in presenter.button if b.key == "run-eval"]
+
+
+def test_photos_missing_on_this_machine_are_explained(app) -> None:
+    root = app.root
+    write_run(root, "far-base", [("pug_9999", "pug", "beagle")], role="base", started=400, data_dir="/nowhere")
+    write_run(root, "far-tuned", [("pug_9999", "pug", "pug")], role="tuned", started=500, data_dir="/nowhere")
+    at = app()
+    assert not at.exception
+    assert any("not on this machine" in i.value for i in at.info)
+    assert any(c.value.startswith("**pug_9999**") for c in at.caption)
+
+
+def test_no_runs_and_a_missing_root_are_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("APP_MODE", "attendee")
+    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "missing" / "root"))
+    st.cache_data.clear()
+    st.cache_resource.clear()  # settings are read once per process
+    at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
+    assert any("does not exist" in e.value for e in at.error)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "empty"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
+    assert any("No evaluation runs yet" in i.value for i in at.info)
+
+
+def test_the_presenter_runs_a_new_evaluation_and_sees_it_finish(app, local_server: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_MODELS_PORT", str(urlparse(local_server).port))
+    at = app("presenter")
+    at.number_input(key="eval-limit").set_value(4)
+    at.button(key="run-eval").click().run()  # pets-tuned is the default backend
+    assert not at.exception
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r.photo_count == 4 and r.finished_unix_s
+                                                  for r in app.root.list_runs()):
+        time.sleep(0.2)
+    run = next(r for r in app.root.list_runs() if r.photo_count == 4)
+    assert run.backend == "pets-tuned" and run.role == "tuned" and run.finished_unix_s
+    assert len(app.root.read_records(run.run_id).records) == 4
+    # run.json is written just before the background job records its result: poll the page briefly.
+    deadline = time.monotonic() + 10
+    while True:
+        at.run()
+        if any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success)

@@ -1,0 +1,50 @@
+"""The downloadable report and CSV: self-contained HTML (no network needed), the same figures as the page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from testkit.evalkit import make_photos, write_run
+from lib.accuracy import compare_runs, default_pair, headline_rows, html_report, load_run, records_csv
+from lib.accuracy import ResultsRoot
+
+
+def view(tmp_path: Path):
+    root = ResultsRoot(tmp_path / "r")
+    write_run(root, "b", [("pug_1", "pug", "beagle"), ("pug_2", "pug", "pug"), ("beagle_1", "beagle", "beagle")],
+              role="base", started=1)
+    write_run(root, "t", [("pug_1", "pug", "pug"), ("pug_2", "pug", "pug"), ("beagle_1", "beagle", "pug")],
+              role="tuned", started=2, errors={"beagle_1": "no answer within 60 s"})
+    return compare_runs(load_run(root, "b"), load_run(root, "t"))
+
+
+def test_the_html_report_is_self_contained_and_carries_the_figures(tmp_path: Path) -> None:
+    photos = make_photos(tmp_path / "p", per_breed=2, breeds=("pug", "beagle"))
+    v = view(tmp_path)
+    page = html_report(v, thumbnail=lambda pid: (photos / f"{pid}.jpg").read_bytes(), link="http://x/?baseline=b")
+    assert not re.search(r'<script[^>]+src=', page)  # plotly.js inlined: readable offline
+    assert "data:image/jpeg;base64," in page
+    for label, base, tuned in headline_rows(v):
+        assert base in page and tuned in page
+    assert "Fixed by tuning (1)" in page and "Broken by tuning (1)" in page
+    assert "no answer (no answer within 60 s)" in page  # the failed request is shown, not hidden
+
+
+def test_the_csv_has_one_row_per_photo_with_both_answers(tmp_path: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(records_csv(view(tmp_path)).decode())))
+    assert [r["photo_id"] for r in rows] == ["beagle_1", "pug_1", "pug_2"]
+    assert rows[0]["change"] == "broken" and rows[0]["tuned_error"] == "no answer within 60 s"
+    assert rows[1]["change"] == "fixed" and rows[1]["baseline_breed"] == "beagle" and rows[1]["tuned_breed"] == "pug"
+
+
+def test_default_pair_is_the_latest_of_each_role(tmp_path: Path) -> None:
+    root = ResultsRoot(tmp_path)
+    write_run(root, "b1", [("pug_1", "pug", "pug")], role="base", started=1)
+    write_run(root, "t1", [("pug_1", "pug", "pug")], role="tuned", started=2)
+    write_run(root, "b2", [("pug_1", "pug", "pug")], role="base", started=3)
+    write_run(root, "x", [("pug_1", "pug", "pug")], role=None, started=4)
+    assert default_pair(root.list_runs()) == ("b2", "t1")
+    assert default_pair([r for r in root.list_runs() if r.role is None]) == (None, "x")  # newest is "tuned"
