@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 LOCAL_PORT ?= 8100
+# The dashboard answers on this machine only unless asked (HOST=0.0.0.0 make run).
+HOST ?= 127.0.0.1
 # The shared sample photos beside the checkout, unless PETS_DIR says otherwise.
 export PETS_DIR ?= $(abspath $(wildcard ../shared/pets))
 
@@ -25,12 +27,9 @@ $(VENV)/.dev-deps: requirements.txt requirements-models.txt requirements-train.t
 install-run: $(VENV)/.run-deps
 install-dev: $(VENV)/.dev-deps
 
-## run: start the local model server and the dashboard on http://localhost:$(PORT)
+## run: start the local model server and the dashboard on http://localhost:$(PORT); Ctrl-C stops both
 run: install-run
-	@$(PY) -m lib serve-local --host 127.0.0.1 --port $(LOCAL_PORT) & server=$$!; \
-	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
-	echo "local model server (pid $$server) on http://127.0.0.1:$(LOCAL_PORT)/v1; dashboard on http://localhost:$(PORT)"; \
-	LOCAL_MODELS_PORT=$(LOCAL_PORT) $(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+	@$(PY) -m lib dashboard --host $(HOST) --port $(PORT) --local-port $(LOCAL_PORT)
 
 ## test: fast tests first, then the slow integration tests (servers, training, browser)
 test: install-dev

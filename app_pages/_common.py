@@ -1,27 +1,36 @@
-"""Streamlit glue shared by the pages: cached loaders and the backend picker. Logic stays in `lib/`."""
+"""Streamlit glue shared by the pages: cached loaders, the one backend picker, the kept clients.
+
+Logic stays in `lib/`; here are only the Streamlit caches around it (one registry, one client pool,
+one local model server per dashboard process) and widgets every page shares.
+"""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import subprocess
 import uuid
 from pathlib import Path
 
 import streamlit as st
 
 from lib import access as access_rules
-from lib.client import Health, Prediction, check_health_sync, classify_sync
+from lib.access import Rate, RateLimiter, Verdict
+from lib.client import ClientPool, Health, Prediction
 from lib.data import Photo, list_photos
 from lib.errors import UserError
 from lib.images import ImageLimits
-from lib.access import Rate, RateLimiter, Verdict
-from lib.registry import Backend, group_by_base_model, load_registry
+from lib.local import start_local_server, stop_process
+from lib.registry import Backend, Registry, filter_backends, group_by_server, load_backends
 from lib.settings import Settings, load_settings
 
 __all__ = [
-    "settings", "backends", "health", "classify", "sample_photos", "thumbnail", "backend_picker", "image_limits",
-    "digest", "access", "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification",
-    "session_id",
+    "settings", "registry", "backends", "pool", "health", "classify", "sample_photos", "thumbnail",
+    "backend_picker", "show_registry_problems", "start_local_models", "image_limits", "digest", "access",
+    "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification", "session_id",
 ]
+
+PICKER_SEARCH_AT = 12  # more backends than this: narrow by server and kind before picking
 
 
 @st.cache_resource
@@ -30,16 +39,43 @@ def settings() -> Settings:
     return load_settings()
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=60, show_spinner="Looking for backends…")
+def _registry(refresh: int) -> Registry:
+    return load_backends(settings(), refresh=refresh > 0)
+
+
+def registry(*, refresh: bool = False) -> Registry:
+    """The one registry (models.toml plus Cloud Run discovery), shared by every page's picker and Fleet.
+
+    Discovery keeps its own five-minute cache on disk; `refresh=True` (Fleet's "Rediscover") asks again.
+    """
+    if refresh:
+        _registry.clear()
+        st.session_state["_registry-refresh"] = st.session_state.get("_registry-refresh", 0) + 1
+    return _registry(st.session_state.get("_registry-refresh", 0))
+
+
 def backends() -> list[Backend]:
-    """Every backend the dashboard may call: models.toml (plus Cloud Run discovery where configured)."""
-    return load_registry(settings=settings())
+    """Every backend the dashboard may call."""
+    return list(registry().backends)
+
+
+def _close_pool(pool: ClientPool) -> None:
+    pool.close()
+
+
+@st.cache_resource(on_release=_close_pool)
+def pool() -> ClientPool:
+    """One client per backend for the life of this dashboard process, closed when it exits."""
+    kept = ClientPool(max_image_side=settings().max_image_side)
+    atexit.register(kept.close)
+    return kept
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def health(chosen: tuple[Backend, ...]) -> dict[str, Health]:
-    """Health of the chosen backends, re-probed at most every 5 s."""
-    return {h.backend: h for h in check_health_sync(chosen, timeout_s=2.0)}
+    """Health of the chosen backends, re-probed at most every 5 s, through the kept clients."""
+    return {h.backend: h for h in pool().health(chosen, timeout_s=2.0)}
 
 
 def digest(data: bytes) -> str:
@@ -54,7 +90,7 @@ class _NotCached(Exception):
 
 @st.cache_data(ttl=3600, max_entries=512, show_spinner=False)
 def _classify_cached(image: bytes, chosen: tuple[Backend, ...], constrained: bool) -> list[Prediction]:
-    results = classify_sync(chosen, image, constrained=constrained, max_image_side=settings().max_image_side)
+    results = pool().classify(chosen, image, constrained=constrained)
     if any(not p.ok for p in results):
         raise _NotCached(results)  # exceptions are never cached: a failed backend is asked again next time
     return results
@@ -66,6 +102,27 @@ def classify(image: bytes, chosen: tuple[Backend, ...], constrained: bool) -> li
         return _classify_cached(image, chosen, constrained)
     except _NotCached as failed:
         return failed.results
+
+
+def _stop_local(proc: subprocess.Popen) -> None:
+    stop_process(proc)
+
+
+@st.cache_resource(on_release=_stop_local, show_spinner=False)
+def _local_models(host: str, port: int) -> subprocess.Popen:
+    proc = start_local_server(host, port)
+    atexit.register(stop_process, proc)
+    return proc
+
+
+def start_local_models() -> None:
+    """Start the embedded model server for this dashboard; it stops when the dashboard does."""
+    s = settings()
+    proc = _local_models(s.local_host, s.local_port)
+    if proc.poll() is not None:  # it was started once and has died since: start another
+        _local_models.clear()
+        _local_models(s.local_host, s.local_port)
+    health.clear()
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -93,24 +150,60 @@ def image_limits() -> ImageLimits:
     return ImageLimits(max_bytes=settings().upload_max_mb * 1024 * 1024)
 
 
-def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), multi: bool = True) -> list[Backend]:
-    """Pick backends by name; with many backends, narrow by base model first (search is built in)."""
-    every = backends()
-    groups = group_by_base_model(every)
-    if len(groups) > 1:
-        group = st.selectbox("Base model", ["All", *groups], key=f"{key}-group",
-                             help=f"{len(every)} backends in {len(groups)} groups")
-        pool = every if group == "All" else groups[group]
-    else:
-        pool = every
-    names = [b.name for b in pool]
-    by_name = {b.name: b for b in pool}
+def show_registry_problems(where: Registry | None = None) -> None:
+    """For presenters: what discovery could not use, one line each (attendees are not shown server details)."""
+    reg = where or registry()
+    if not reg.problems or not is_presenter():
+        return
+    with st.expander(f"{len(reg.problems)} backend problem{'s' if len(reg.problems) > 1 else ''} "
+                     "(the other backends work)"):
+        for line in reg.problems:
+            st.text(line)
+
+
+def _server_label(server: str, members: list[Backend]) -> str:
+    tuned = sum(b.role == "tuned" for b in members)
+    kind = "adapters" if any(b.source == "cloud-run" for b in members) else "tuned"
+    return f"{server} ({len(members) - tuned} base, {tuned} {kind})"
+
+
+def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), multi: bool = True,
+                   role: str | None = None) -> list[Backend]:
+    """Pick backends from the one registry; with many, narrow by server and by base or tuned, then search.
+
+    Every backend shows what it is ("· base", "· adapter of google/gemma-3-4b-it"); `role` keeps only
+    base or tuned ones (Tuning picks a base model to tune).
+    """
+    reg = registry()
+    every = [b for b in reg.backends if role is None or b.role == role]
+    by_name = {b.name: b for b in every}
+    chosen_now = [n for n in st.session_state.get(key, []) if n in by_name] if multi else []
+    pool_ = every
+    if len(every) > PICKER_SEARCH_AT:
+        servers = group_by_server(every)
+        labels = {"All servers": f"All servers ({len(every)} backends)"}
+        labels |= {name: _server_label(name, members) for name, members in servers.items()}
+        left, mid, right = st.columns([2, 1, 2])
+        server = left.selectbox("Server", list(labels), format_func=labels.__getitem__, key=f"{key}-server")
+        kinds = ["all", "base", "tuned"] if role is None else [role]
+        kind = mid.selectbox("Kind", kinds, key=f"{key}-kind",
+                             format_func={"all": "all", "base": "base models", "tuned": "tuned / adapters"}.get)
+        query = right.text_input("Search", key=f"{key}-search", placeholder="name, model, region…")
+        pool_ = [b for members in servers.values() for b in members] if server == "All servers" else servers[server]
+        pool_ = [b for b in pool_ if kind == "all" or b.role == kind]
+        pool_ = filter_backends(pool_, query)
+        st.caption(f"{len(pool_)} of {len(every)} backends match.")
+    names = [b.name for b in pool_]
+    # What is already picked stays pickable, whatever the filters show now.
+    options = names + [n for n in chosen_now if n not in names]
+    fmt = lambda name: by_name[name].label  # noqa: E731
     if multi:
-        chosen = st.multiselect("Backends", names, default=[n for n in default if n in by_name], key=key,
+        picked = st.multiselect("Backends", options, default=None if key in st.session_state else
+                                [n for n in default if n in by_name], key=key, format_func=fmt,
                                 placeholder="Type to search backends")
-        return [by_name[n] for n in chosen]
-    index = next((i for i, n in enumerate(names) if n in default), 0)
-    choice = st.selectbox("Backend", names, index=index if names else None, key=key)
+        return [by_name[n] for n in picked]
+    index = next((i for i, n in enumerate(options) if n in default), 0)
+    choice = st.selectbox("Backend", options, index=index if options else None, key=key, format_func=fmt)
     return [by_name[choice]] if choice else []
 
 

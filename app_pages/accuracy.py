@@ -155,14 +155,14 @@ st.caption("The same photos, asked of the base model and of the tuned model. Eve
 settings = common.settings()
 data_dir = default_data_dir(settings.pets_dir)
 
+if is_presenter():  # first: whatever is wrong with the results below, a new run can always be started
+    presenter_panel(data_dir)
+
 try:
     runs = list_runs(settings.results_root)
 except UserError as exc:
     st.error(str(exc))
     st.stop()
-
-if is_presenter():
-    presenter_panel(data_dir)
 
 if not runs:
     st.info("No evaluation runs yet. Start the local models (`python -m lib serve-local`) and run "

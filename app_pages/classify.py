@@ -9,7 +9,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lib.breeds import UNKNOWN, display_name, species_of
 from lib.images import ImageError, open_image
-from lib.local import start_local_server
+from lib.errors import UserError
 from app_pages import _common as common
 
 HINTS = {
@@ -65,6 +65,7 @@ with right:
     # Backend names (never URLs) ride in the query string so a reload or reconnect keeps the choice.
     from_url = tuple(n for n in st.query_params.get("backends", "").split(",") if n)
     chosen = common.backend_picker("classify-backends", default=from_url or ("pets-base", "pets-tuned"))
+    common.show_registry_problems()
     remember("backends", ",".join(b.name for b in chosen))
     constrained = st.toggle("Constrained answer (JSON schema of the 37 breeds)", value=False, key="constrained",
                             help="Ask the model to answer with one of the 37 breed ids, where it supports it.")
@@ -84,11 +85,10 @@ with right:
         if common.is_presenter() and st.button("Start the local model server", key="start-local"):
             with st.spinner("Starting the local model server..."):
                 try:
-                    start_local_server(settings.local_host, settings.local_port)
-                except RuntimeError as exc:
+                    common.start_local_models()  # it stops when this dashboard does
+                except (RuntimeError, UserError) as exc:
                     st.error(f"It did not start: {exc}")
                 else:
-                    common.health.clear()
                     st.rerun()
 
 with left:

@@ -14,7 +14,7 @@ from lib.loadgen.store import list_saved_runs
 from lib.settings import load_settings
 from app_pages import _common as common
 
-common.require_presenter()  # before anything else: see pages/_common.py
+common.require_presenter()  # before anything else: see app_pages/_common.py
 
 settings = load_settings()
 

@@ -9,32 +9,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lib.client import check_health_sync
 from lib.cloudrun import coldstart, discovery
-from lib.errors import UserError
-from lib.registry import Backend, load_registry
-from lib.settings import Settings, load_settings
+from lib.registry import Backend, filter_backends
+from lib.settings import Settings
 from app_pages import _common as common
 
-common.require_presenter()  # before anything else: see pages/_common.py
-
-# The lead may move these cached loaders into pages/_common.py.
-
-
-@st.cache_data(ttl=300, show_spinner="Discovering Cloud Run services…")
-def load_fleet(settings: Settings, refresh: int) -> tuple[list[Backend], list[discovery.DiscoveredService], str | None]:
-    """models.toml plus discovered Cloud Run backends; a discovery failure becomes a message."""
-    try:
-        backends, services = discovery.full_registry(settings, refresh=refresh > 0)
-        return backends, services, None
-    except UserError as exc:
-        return load_registry(settings=settings), [], str(exc)
-
+common.require_presenter()  # before anything else: see app_pages/_common.py
 
 @st.cache_data(ttl=15, show_spinner=False)
 def local_health(backends: tuple[Backend, ...]) -> dict[str, str]:
     """Health of models.toml backends (discovered services were probed by discovery)."""
-    return {h.backend: ("ok" if h.ok else f"down: {h.error}") for h in check_health_sync(backends, timeout_s=2.0)}
+    return {h.backend: ("ok" if h.ok else f"down: {h.error}") for h in common.pool().health(backends, timeout_s=2.0)}
 
 
 def fleet_rows(backends: list[Backend], services: list[discovery.DiscoveredService],
@@ -70,22 +55,20 @@ def sample_photo(settings: Settings) -> bytes:
     return buffer.getvalue()
 
 
-settings = load_settings()
+settings = common.settings()
 st.title("Fleet")
 st.caption("Every backend the dashboard can call: models.toml plus the Cloud Run services discovery finds.")
 
 top = st.columns([4, 1])
-if top[1].button("Rediscover", key="fleet-refresh"):
-    load_fleet.clear()
-    st.session_state["fleet-refresh-count"] = st.session_state.get("fleet-refresh-count", 0) + 1
-backends, services, problem = load_fleet(settings, st.session_state.get("fleet-refresh-count", 0))
-if problem:
-    st.warning(f"Cloud Run discovery failed: {problem}")
+reg = common.registry(refresh=top[1].button("Rediscover", key="fleet-refresh"))
+backends, services = list(reg.backends), list(reg.services)
+if reg.discovery == "failed":
+    st.warning(reg.problems[0])
 elif not settings.google_cloud_project:
     st.info("Set GOOGLE_CLOUD_PROJECT (and CLOUD_RUN_REGIONS) to add Cloud Run services to this list.")
 
 query = top[0].text_input("Search backends", key="fleet-search", placeholder="name, base model, region…")
-shown = discovery.filter_backends(backends, query)
+shown = filter_backends(backends, query)
 configured = tuple(b for b in shown if b.source == "models.toml")
 rows = fleet_rows(shown, services, local_health(configured) if configured else {})
 
@@ -106,11 +89,10 @@ elif grouped:
 else:
     st.dataframe(rows, hide_index=True, width="stretch")
 
-problems = [s for s in services if s.health != "ok"]
-if problems:
-    with st.expander(f"{len(problems)} services need attention"):
-        for s in problems:
-            st.markdown(f"**{s.name}** ({s.info.region}): {s.health}: {s.error}")
+if reg.discovery == "ok" and reg.problems:
+    with st.expander(f"{len(reg.problems)} need attention (the other backends work)"):
+        for line in reg.problems:
+            st.text(line)
 
 st.subheader("Cold start")
 if not common.is_presenter():

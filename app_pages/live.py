@@ -25,22 +25,12 @@ from lib.loadgen import (
 )
 from lib.loadgen.engine import backend_headers
 from lib.loadgen.store import local_records_dir, new_load_run_id, save_run
-from lib.registry import Backend, load_registry
-from lib.settings import load_settings
+from lib.registry import Backend
 from app_pages import _common as common
 
-common.require_presenter()  # before anything else: see pages/_common.py
+common.require_presenter()  # before anything else: see app_pages/_common.py
 
-settings = load_settings()
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def _registry(models_toml: str) -> list[Backend]:
-    return load_registry(settings=settings)
-
-
-def registry() -> list[Backend]:
-    return _registry(str(settings.models_toml))
+settings = common.settings()
 
 
 @st.cache_data(show_spinner="Encoding photos before the clock starts…", max_entries=8)
@@ -82,16 +72,15 @@ st.caption(
     "server figures from the backend's /metrics (local) or Cloud Monitoring (Cloud Run)."
 )
 
-backends = registry()
-names = [b.name for b in backends]
 state = st.session_state
 load: BackgroundLoad | None = state.get("live_load")
 running = load is not None and not load.done
 
+picked = common.backend_picker("live-backend", default=("pets-tuned",), multi=False)
+common.show_registry_problems()
 with st.form("profile"):
     c1, c2, c3 = st.columns(3)
-    default = names.index("pets-tuned") if "pets-tuned" in names else 0
-    name = c1.selectbox("Backend", names, index=default, disabled=running)
+    c1.markdown(f"**Backend**  \n{picked[0].label if picked else 'none picked'}")
     mode = c2.radio("Arrivals", ["poisson", "constant", "concurrency"], horizontal=True, disabled=running)
     shape = c3.radio("Shape", ["ramp", "steady"], horizontal=True, disabled=running)
     c4, c5, c6, c7 = st.columns(4)
@@ -119,8 +108,10 @@ if st.button("Stop", disabled=not running):
     load.stop()  # type: ignore[union-attr]
     st.toast("Stopping: nothing more is sent; in-flight requests are recorded as interrupted.")
 
-if start:
-    backend = next(b for b in backends if b.name == name)
+if start and not picked:
+    st.error("Pick a backend first.")
+elif start:
+    backend = picked[0]
     try:
         if mode == "concurrency":
             profile = LoadProfile(mode="concurrency", concurrency=int(concurrency), duration_s=duration)
@@ -305,7 +296,7 @@ def live_panel() -> None:
             ),
             key="client_latency",
         )
-    backend = next((b for b in registry() if b.name == meta["backend"]), None)
+    backend = next((b for b in common.registry().backends if b.name == meta["backend"]), None)
     if backend is not None:
         server_panel(backend, elapsed, meta["server"], meta["service"])
     if not load.done:

@@ -21,7 +21,7 @@ from lib.finetune.runs import (
 )
 from app_pages import _common as common
 
-common.require_presenter()  # before anything else: see pages/_common.py
+common.require_presenter()  # before anything else: see app_pages/_common.py
 
 settings = common.settings()
 presenter = common.is_presenter()
@@ -103,11 +103,14 @@ else:
 # --- Launch ----------------------------------------------------------------------------------------------
 if presenter:
     with st.expander("Launch a Gemma LoRA run (Cloud Run Job)"):
+        # The base models the fleet serves (a vLLM service's model id is its Hugging Face id); any id can be typed.
+        fleet_base = common.backend_picker("launch-base", default=(), multi=False, role="base")
+        suggested = fleet_base[0].model if fleet_base and fleet_base[0].family != "local" else "google/gemma-3-4b-it"
         with st.form("launch"):
             c1, c2 = st.columns(2)
             image = c1.text_input("Trainer image", placeholder="REGION-docker.pkg.dev/PROJECT/training/gemma-trainer:1")
             gpu = c2.selectbox("GPU", ["nvidia-l4", "nvidia-rtx-pro-6000"])
-            model_id = c1.text_input("Model", value="google/gemma-3-4b-it")
+            model_id = c1.text_input("Model", value=suggested, key=f"launch-model-{suggested}")
             data = c2.text_input("Photos (inside the job)", value="/data/pets",
                                  help="a mounted bucket folder of photos named like Abyssinian_101.jpg")
             run_name = c1.text_input("Run name", value=time.strftime("gemma-%Y%m%d-%H%M"))

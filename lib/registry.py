@@ -1,23 +1,34 @@
-"""Which backends exist: `models.toml`, validated with pydantic, one `Backend` record per model.
+"""The one registry: every backend a page or a command may call, from `models.toml` plus Cloud Run discovery.
 
-A backend is one model name behind one OpenAI-compatible base URL, so a vLLM service serving
-many LoRA adapters is many backends with the same URL.
+A backend is one model name behind one OpenAI-compatible base URL, so a vLLM service serving many
+LoRA adapters is many backends with the same URL. `load_backends` is the one entry point: pages wrap it
+in one cached function, the CLI calls it through `resolve_backend`.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lib.errors import UserError
 from lib.settings import ConfigError, Settings, load_settings
 
-__all__ = ["Backend", "load_registry", "find_backend", "local_base_url", "group_by_base_model"]
+if TYPE_CHECKING:
+    from lib.cloudrun.discovery import DiscoveredService
+
+__all__ = [
+    "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
+    "local_base_url", "merge_backends", "filter_backends", "group_by_server", "group_by_base_model",
+]
 
 Family = Literal["local", "vllm", "ollama", "openai"]
 Auth = Literal["none", "google-id-token", "bearer-env"]
+LOCAL_SERVER = "local CPU server"
 
 
 class Backend(BaseModel):
@@ -36,6 +47,7 @@ class Backend(BaseModel):
     token_env: str | None = None
     supports_json_schema: bool = True
     region: str | None = None
+    service: str | None = None  # the Cloud Run service it was discovered on
     source: Literal["models.toml", "cloud-run"] = "models.toml"
     notes: str = ""
 
@@ -56,6 +68,46 @@ class Backend(BaseModel):
         """The base model this backend belongs to, for grouping in pickers."""
         return self.base_model or self.tuned_from or self.name
 
+    @property
+    def server(self) -> str:
+        """Where it is served: its Cloud Run service, the local CPU server, or the URL's host."""
+        if self.service:
+            return self.service
+        if self.family == "local":
+            return LOCAL_SERVER
+        return urlparse(self.base_url).hostname or self.base_url
+
+    @property
+    def label(self) -> str:
+        """How pickers show it: name, and what it is (a base model, or tuned from / an adapter of which)."""
+        if self.role == "base":
+            return f"{self.name} · base"
+        kind = "adapter" if self.source == "cloud-run" else "tuned"
+        parent = self.base_model if self.source == "cloud-run" and self.base_model else self.tuned_from
+        return f"{self.name} · {kind} of {parent}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every backend that may be called, the Cloud Run services discovery found, and what went wrong there.
+
+    `problems` are one-line messages (a service that answered 403 or timed out, a name taken twice,
+    discovery itself failing); the backends that work are listed all the same.
+    """
+
+    backends: tuple[Backend, ...]
+    services: tuple["DiscoveredService", ...] = ()
+    problems: tuple[str, ...] = ()
+    discovery: Literal["off", "ok", "failed"] = "off"
+
+    def find(self, name: str) -> Backend:
+        """The backend called `name`; a ConfigError lists similar names."""
+        return find_backend(self.backends, name)
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.backends]
+
 
 class _RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,8 +119,8 @@ def local_base_url(settings: Settings) -> str:
     return f"http://{settings.local_host}:{settings.local_port}/v1"
 
 
-def load_registry(path: Path | None = None, settings: Settings | None = None) -> list[Backend]:
-    """Read and validate `models.toml`; errors name the file, the backend and the field."""
+def read_models_toml(path: Path | None = None, settings: Settings | None = None) -> list[Backend]:
+    """Read and validate `models.toml` alone; errors name the file, the backend and the field."""
     settings = settings or load_settings()
     path = Path(path or settings.models_toml)
     try:
@@ -84,7 +136,7 @@ def load_registry(path: Path | None = None, settings: Settings | None = None) ->
         for err in exc.errors():
             loc = err["loc"]
             where = f"backend #{loc[1] + 1}" if len(loc) > 1 and loc[0] == "backend" else "file"
-            if len(loc) > 1 and loc[0] == "backend":
+            if len(loc) > 1 and loc[0] == "backend" and isinstance(loc[1], int):
                 entries = raw.get("backend", [])
                 if isinstance(entries, list) and loc[1] < len(entries) and isinstance(entries[loc[1]], dict):
                     where = f"backend {entries[loc[1]].get('name', '#' + str(loc[1] + 1))!r}"
@@ -102,14 +154,105 @@ def load_registry(path: Path | None = None, settings: Settings | None = None) ->
     return backends
 
 
+def merge_backends(configured: Iterable[Backend], discovered: Iterable[Backend]) -> tuple[list[Backend], list[str]]:
+    """models.toml first, then discovered backends; (merged, problems).
+
+    The same endpoint (URL and model) found again is the same backend and is dropped quietly; a
+    discovered backend whose name models.toml already uses for another endpoint is dropped with a
+    problem saying so, since one name must mean one model everywhere (pickers, `--backend`, results).
+    """
+    merged = list(configured)
+    by_name = {b.name: b for b in merged}
+    endpoints = {(b.base_url.rstrip("/"), b.model) for b in merged}
+    problems = []
+    for backend in discovered:
+        key = (backend.base_url.rstrip("/"), backend.model)
+        if key in endpoints:
+            continue
+        if backend.name in by_name:
+            problems.append(
+                f"{backend.name}: the name is taken by models.toml ({by_name[backend.name].base_url}), so model "
+                f"{backend.model} on Cloud Run service {backend.service or backend.base_url} is left out; rename "
+                "the models.toml entry to use both")
+            continue
+        merged.append(backend)
+        by_name[backend.name] = backend
+        endpoints.add(key)
+    return merged, problems
+
+
+def load_backends(settings: Settings | None = None, *, refresh: bool = False, max_age_s: float = 300.0) -> Registry:
+    """models.toml plus what Cloud Run discovery finds (when GOOGLE_CLOUD_PROJECT is set).
+
+    A bad models.toml raises ConfigError; a discovery failure or an unusable service becomes a problem
+    line, and everything that does work is still returned.
+    """
+    settings = settings or load_settings()
+    configured = read_models_toml(settings=settings)
+    if not settings.google_cloud_project:
+        return Registry(tuple(configured))
+    from lib.cloudrun import discovery  # Cloud Run clients load only when a project is set
+
+    try:
+        found = discovery.discover_cached(settings.google_cloud_project, discovery.discovery_regions(settings),
+                                          max_age_s=max_age_s, refresh=refresh, settings=settings)
+    except UserError as exc:
+        return Registry(tuple(configured), problems=(f"Cloud Run discovery failed: {exc}",), discovery="failed")
+    merged, clashes = merge_backends(configured, discovery.to_backends(found))
+    unusable = [f"{s.name} ({s.info.region}): {s.health}: {s.error}" for s in found if s.health != "ok"]
+    return Registry(tuple(merged), tuple(found), tuple(unusable + clashes), "ok")
+
+
+def resolve_backend(name: str, settings: Settings | None = None) -> Backend:
+    """The backend a command's `--backend NAME` means: models.toml first, then Cloud Run discovery."""
+    settings = settings or load_settings()
+    configured = read_models_toml(settings=settings)
+    if any(b.name == name for b in configured) or not settings.google_cloud_project:
+        return find_backend(configured, name)
+    registry = load_backends(settings)
+    try:
+        return registry.find(name)
+    except ConfigError as exc:
+        hints = "; ".join(registry.problems[:3])
+        raise ConfigError(f"{exc}" + (f" (discovery: {hints})" if hints else "")) from None
+
+
 def find_backend(backends: Iterable[Backend], name: str) -> Backend:
-    """The backend called `name`, or a `ConfigError` listing the known names."""
+    """The backend called `name`, or a `ConfigError` listing the known names (closest first)."""
     backends = list(backends)
     for backend in backends:
         if backend.name == name:
             return backend
-    known = ", ".join(b.name for b in backends[:20]) or "none"
-    raise ConfigError(f"unknown backend {name!r}; known: {known}")
+    import difflib
+
+    names = [b.name for b in backends]
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    shown = close or names[:10]
+    more = f" (and {len(names) - len(shown)} more)" if len(names) > len(shown) else ""
+    raise ConfigError(f"unknown backend {name!r}; {'did you mean' if close else 'known'}: "
+                      f"{', '.join(shown) or 'none'}{more}")
+
+
+def filter_backends(backends: Iterable[Backend], query: str) -> list[Backend]:
+    """Backends whose name, model, base model, server, region or notes contain every word of `query`."""
+    words = query.lower().split()
+    if not words:
+        return list(backends)
+    result = []
+    for b in backends:
+        text = " ".join([b.name, b.model, b.group, b.server, b.region or "", b.notes]).lower()
+        if all(w in text for w in words):
+            result.append(b)
+    return result
+
+
+def group_by_server(backends: Iterable[Backend]) -> dict[str, list[Backend]]:
+    """Backends grouped by where they are served, the local server first; base models before adapters."""
+    groups: dict[str, list[Backend]] = {}
+    for backend in backends:
+        groups.setdefault(backend.server, []).append(backend)
+    order = sorted(groups, key=lambda g: (g != LOCAL_SERVER, g))
+    return {g: sorted(groups[g], key=lambda b: (b.role != "base", b.name)) for g in order}
 
 
 def group_by_base_model(backends: Iterable[Backend]) -> dict[str, list[Backend]]:

@@ -310,6 +310,9 @@ class ModelServers:
         self.behaviour: dict[str, str] = {}  # svc -> ok | slow | forbidden | nomodels | cold
         self.adapters: dict[str, list[str]] = {}
         self.token_requests = 0
+        self.answers: dict[str, str] = {}  # model -> what the chat endpoint answers (default "Abyssinian")
+        self.chats: list[tuple[str, str]] = []  # (service, model) of every chat completion answered
+        self.public: set[str] = set()  # services deployed --allow-unauthenticated: chats need no ID token
         self.cold_until: dict[str, float] = {}
         self.chat_delay_s = 0.05
         self.slow_s = 5.0
@@ -386,13 +389,16 @@ class ModelServers:
 
     async def _chat(self, request: web.Request) -> web.Response:
         svc = request.match_info["svc"]
+        if svc not in self.public and not self._authorized(request, svc):  # Cloud Run's front end checks ID tokens
+            return web.Response(status=403, text="Forbidden: caller lacks run.routes.invoke")
         if time.monotonic() < self.cold_until.get(svc, 0.0):
             return web.Response(status=503, text="Service Unavailable: starting")
         body = await request.json()
+        self.chats.append((svc, body["model"]))
         await asyncio.sleep(self.chat_delay_s)
         return web.json_response({
             "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Abyssinian"},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answers.get(body["model"], "Abyssinian")},
                          "finish_reason": "stop"}],
         })
 

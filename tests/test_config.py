@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import UserError
-from lib.registry import find_backend, group_by_base_model, load_registry
+from lib.registry import find_backend, group_by_base_model, load_backends, read_models_toml
 from lib.settings import ConfigError, load_settings
 
 
@@ -33,7 +33,7 @@ def test_bad_environment_names_the_variable(env: dict[str, str], needle: str) ->
 
 
 def test_default_registry_lists_the_two_local_models_on_the_local_port() -> None:
-    backends = load_registry(settings=load_settings({"LOCAL_MODELS_PORT": "8555"}))
+    backends = read_models_toml(settings=load_settings({"LOCAL_MODELS_PORT": "8555"}))
     assert [b.name for b in backends] == ["pets-base", "pets-tuned"]
     assert all(b.base_url == "http://127.0.0.1:8555/v1" for b in backends)
     tuned = find_backend(backends, "pets-tuned")
@@ -57,14 +57,28 @@ def test_bad_models_toml_says_what_to_fix(tmp_path: Path, case: str, text: str, 
     path = tmp_path / "models.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=needle):
-        load_registry(path, settings=load_settings({}))
+        read_models_toml(path, settings=load_settings({}))
 
 
 def test_missing_models_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
-        load_registry(tmp_path / "nope.toml", settings=load_settings({}))
+        read_models_toml(tmp_path / "nope.toml", settings=load_settings({}))
 
 
 def test_unknown_backend_lists_known_names() -> None:
     with pytest.raises(UserError, match="known: pets-base, pets-tuned"):
-        find_backend(load_registry(settings=load_settings({})), "gemma")
+        find_backend(read_models_toml(settings=load_settings({})), "gemma")
+
+
+def test_an_unknown_backend_suggests_the_closest_names() -> None:
+    with pytest.raises(UserError, match="did you mean: pets-tuned"):
+        find_backend(read_models_toml(settings=load_settings({})), "pets-tunned")
+
+
+def test_without_a_project_the_registry_is_models_toml_and_discovery_is_off() -> None:
+    registry = load_backends(load_settings({}))
+    assert registry.names == ["pets-base", "pets-tuned"]
+    assert (registry.discovery, registry.services, registry.problems) == ("off", (), ())
+    labels = [b.label for b in registry.backends]
+    assert labels == ["pets-base · base", "pets-tuned · tuned of pets-base"]
+    assert {b.server for b in registry.backends} == {"local CPU server"}

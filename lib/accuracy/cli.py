@@ -19,7 +19,7 @@ from lib.cli import ProgressBar
 from lib.errors import UserError
 from lib.accuracy.harness import EvalOptions, run_evaluation
 from lib.data import default_data_dir
-from lib.registry import Backend, find_backend, load_registry
+from lib.registry import Backend, read_models_toml, resolve_backend
 from lib.settings import load_settings
 
 __all__ = ["add_commands", "eval_command", "backend_from_args"]
@@ -31,7 +31,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Ask a backend the breed of every labelled photo; one record per photo under "
                                    "<out>/evals/<run_id>/. Run it again after a kill: only missing photos are asked.")
     target = p.add_argument_group("target (--backend, or --url and --model)")
-    target.add_argument("--backend", help="a backend name from models.toml")
+    target.add_argument("--backend", help="a backend name: models.toml or found by Cloud Run discovery")
     target.add_argument("--url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8100/v1")
     target.add_argument("--model", help="model name to ask (with --url)")
     target.add_argument("--role", choices=["base", "tuned"],
@@ -66,14 +66,14 @@ def backend_from_args(args: argparse.Namespace) -> tuple[Backend, str | None]:
     if args.backend:
         if args.url or args.model:
             raise UserError("pass either --backend or --url with --model, not both")
-        backend = find_backend(load_registry(), args.backend)
+        backend = resolve_backend(args.backend)
         return backend, args.role or backend.role
     if not (args.url and args.model):
         raise UserError("say which model to ask: --backend NAME (from models.toml) or --url URL --model NAME")
     role = args.role
     if role is None:
         try:  # a model the registry knows keeps its role (pets-tuned is "tuned")
-            role = next((b.role for b in load_registry() if b.model == args.model), None)
+            role = next((b.role for b in read_models_toml() if b.model == args.model), None)
         except UserError:
             role = None
     try:

@@ -9,6 +9,7 @@ from lib.client.backend import (
     Prediction,
     RetryPolicy,
     TokenProvider,
+    ask_all,
     breed_response_format,
     chat_request,
     check_health,
@@ -16,11 +17,13 @@ from lib.client.backend import (
     classify_many,
     classify_sync,
     make_http_client,
+    probe_health,
 )
 from lib.client.idtokens import GoogleIdTokens
+from lib.client.pool import ClientPool
 
 __all__ = [
-    "DEFAULT_RETRY", "NO_RETRY", "PROMPT", "BackendClient", "Health", "Prediction", "RetryPolicy", "TokenProvider", "breed_response_format",
-    "chat_request", "check_health", "check_health_sync", "classify_many", "classify_sync", "make_http_client",
-    "GoogleIdTokens",
+    "DEFAULT_RETRY", "NO_RETRY", "PROMPT", "BackendClient", "Health", "Prediction", "RetryPolicy", "TokenProvider",
+    "ask_all", "breed_response_format", "chat_request", "check_health", "check_health_sync", "classify_many",
+    "classify_sync", "make_http_client", "probe_health", "GoogleIdTokens", "ClientPool",
 ]

@@ -32,9 +32,11 @@ __all__ = [
     "make_http_client",
     "chat_request",
     "breed_response_format",
+    "ask_all",
     "classify_many",
     "classify_sync",
     "Health",
+    "probe_health",
     "check_health",
     "check_health_sync",
 ]
@@ -285,19 +287,30 @@ def _http_error(status: int, body: bytes) -> tuple[str, str]:
     return f"HTTP {status}: {message}", "http"
 
 
+async def ask_all(clients: Iterable[BackendClient], image: bytes, *, constrained: bool = False,
+                  max_image_side: int = 896) -> list[Prediction]:
+    """The same photo to several backends at once, prepared once; order kept, never raises."""
+    clients = list(clients)
+    try:
+        jpeg = prepare_jpeg(image, max_side=max_image_side)
+    except ImageError as exc:
+        return [Prediction(c.backend.name, c.backend.model, UNKNOWN, "", 0.0, None, 0, None, str(exc), "image")
+                for c in clients]
+    return list(await asyncio.gather(*(c.classify(jpeg, constrained=constrained, prepared=True) for c in clients)))
+
+
 async def classify_many(
     backends: Iterable[Backend], image: bytes, *, constrained: bool = False, max_image_side: int = 896,
     retry: RetryPolicy = DEFAULT_RETRY, timeout_s: float = 60.0,
 ) -> list[Prediction]:
-    """The same photo to several backends at once (side-by-side comparison); order kept."""
-    backends = list(backends)
-    try:
-        jpeg = prepare_jpeg(image, max_side=max_image_side)
-    except ImageError as exc:
-        return [Prediction(b.name, b.model, UNKNOWN, "", 0.0, None, 0, None, str(exc), "image") for b in backends]
+    """`ask_all` with throwaway clients (scripts, tests); pages keep theirs in a `ClientPool`."""
     async with make_http_client(timeout_s=timeout_s) as http:
         clients = [BackendClient(b, http=http, retry=retry, timeout_s=timeout_s) for b in backends]
-        return list(await asyncio.gather(*(c.classify(jpeg, constrained=constrained, prepared=True) for c in clients)))
+        try:
+            return await ask_all(clients, image, constrained=constrained, max_image_side=max_image_side)
+        finally:
+            for c in clients:
+                await c.aclose()
 
 
 def classify_sync(backends: Iterable[Backend], image: bytes, **kwargs: Any) -> list[Prediction]:
@@ -316,30 +329,40 @@ class Health:
     error: str | None
 
 
+async def probe_health(client: BackendClient, timeout_s: float = 3.0) -> Health:
+    """Whether one backend answers `/v1/models` within `timeout_s` and lists its model; never raises."""
+    start = time.perf_counter()
+    name = client.backend.name
+    try:
+        models = await asyncio.wait_for(client.list_models(), timeout_s)
+    except httpx.HTTPStatusError as exc:
+        code = exc.response.status_code
+        hint = " (cold-starting?)" if code in (502, 503, 504) else ""
+        return Health(name, False, _ms(start), code, f"HTTP {code}{hint}")
+    except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+        refused = isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+        timed_out = isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError))
+        why = "connection refused" if refused else "no answer" if timed_out else type(exc).__name__
+        return Health(name, False, _ms(start), None, f"not reachable at {client.base_url} ({why})")
+    except Exception as exc:  # credentials and the like: shown, not raised
+        return Health(name, False, _ms(start), None, f"{type(exc).__name__}: {exc}")
+    if client.backend.model not in models:
+        return Health(name, False, _ms(start), 200, f"server does not list model {client.backend.model!r}")
+    return Health(name, True, _ms(start), 200, None)
+
+
 async def check_health(backends: Iterable[Backend], timeout_s: float = 3.0) -> list[Health]:
-    """Probe every backend's `/v1/models` in parallel; order kept, never raises."""
+    """Probe every backend's `/v1/models` in parallel with throwaway clients; order kept, never raises.
 
-    async def one(client: BackendClient) -> Health:
-        start = time.perf_counter()
-        name = client.backend.name
-        try:
-            models = await asyncio.wait_for(client.list_models(), timeout_s)
-        except httpx.HTTPStatusError as exc:
-            code = exc.response.status_code
-            hint = " (cold-starting?)" if code in (502, 503, 504) else ""
-            return Health(name, False, _ms(start), code, f"HTTP {code}{hint}")
-        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
-            refused = isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, aiohttp.ClientConnectorError)
-            why = "connection refused" if refused else "no answer" if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)) else type(exc).__name__
-            return Health(name, False, _ms(start), None, f"not reachable at {client.base_url} ({why})")
-        except Exception as exc:  # credentials and the like: shown, not raised
-            return Health(name, False, _ms(start), None, f"{type(exc).__name__}: {exc}")
-        if client.backend.model not in models:
-            return Health(name, False, _ms(start), 200, f"server does not list model {client.backend.model!r}")
-        return Health(name, True, _ms(start), 200, None)
-
+    Callers that probe again and again (pages) use `ClientPool.health`, which keeps its clients.
+    """
     async with make_http_client(timeout_s=timeout_s) as http:
-        return list(await asyncio.gather(*(one(BackendClient(b, http=http)) for b in backends)))
+        clients = [BackendClient(b, http=http) for b in backends]
+        try:
+            return list(await asyncio.gather(*(probe_health(c, timeout_s) for c in clients)))
+        finally:
+            for c in clients:
+                await c.aclose()
 
 
 def check_health_sync(backends: Iterable[Backend], timeout_s: float = 3.0) -> list[Health]:

@@ -13,7 +13,7 @@ from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, build_spec
 from lib.errors import UserError
-from lib.registry import find_backend
+from lib.registry import resolve_backend
 from lib.settings import load_settings
 
 __all__ = ["add_commands", "service_spec"]
@@ -99,8 +99,7 @@ def _image_bytes(path: str | None) -> bytes:
 def _coldstart(args: argparse.Namespace) -> int:
     target: object = args.target
     if not args.target.startswith(("http://", "https://")):
-        backends, _ = discovery.full_registry()
-        target = find_backend(backends, args.target)
+        target = resolve_backend(args.target)
     elif not args.model:
         raise UserError("a URL needs --model (the model name the server serves)")
     retry = RetryPolicy(deadline_s=args.deadline_s, max_attempts=10_000, backoff_initial_s=0.5,

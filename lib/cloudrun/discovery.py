@@ -1,4 +1,4 @@
-"""Discovery: Cloud Run services across regions, probed at `/v1/models`, merged into the one registry.
+"""Discovery: Cloud Run services across regions, probed at `/v1/models`; `lib.registry` merges what it finds.
 
 Listing goes through the Admin API (`admin.list_services`, regions in parallel); probing sends one
 GET per service with a Google ID token (audience = service URL), all at once with a bounded
@@ -23,7 +23,7 @@ from lib.client import TokenProvider, make_http_client
 from lib.cloudrun.admin import Clients, ServiceInfo, list_services
 from lib.errors import UserError
 from lib.client import GoogleIdTokens
-from lib.registry import Backend, load_registry
+from lib.registry import Backend
 from lib.settings import Settings, load_settings
 
 __all__ = [
@@ -33,10 +33,7 @@ __all__ = [
     "discover_cached",
     "probe_services",
     "to_backends",
-    "merge_backends",
     "discovery_regions",
-    "full_registry",
-    "filter_backends",
 ]
 
 
@@ -217,65 +214,24 @@ def to_backends(services: Iterable[DiscoveredService]) -> list[Backend]:
             continue
         gpu = f"{svc.info.gpu_type} x{svc.info.gpu_count}" if svc.info.gpu_type else "no GPU"
         for model in svc.models:
-            is_adapter = bool(model.parent)
             backends.append(Backend(
                 name=_backend_name(svc.name, model.id),
                 base_url=svc.base_url,
                 model=model.id,
                 family="vllm" if (model.owned_by or "") == "vllm" else "openai",
-                role="tuned" if is_adapter else "base",
-                tuned_from=_backend_name(svc.name, model.parent) if is_adapter else None,
+                role="tuned" if model.parent else "base",
+                tuned_from=_backend_name(svc.name, model.parent) if model.parent else None,
                 base_model=model.parent or model.id,
                 auth="google-id-token",
                 region=svc.info.region,
+                service=svc.name,
                 source="cloud-run",
                 notes=f"Cloud Run {svc.name} ({gpu}); root {model.root or model.id}",
             ))
     return backends
 
 
-def merge_backends(configured: Iterable[Backend], discovered: Iterable[Backend]) -> list[Backend]:
-    """models.toml backends first; discovered ones added unless their name or (URL, model) is taken."""
-    merged = list(configured)
-    names = {b.name for b in merged}
-    endpoints = {(b.base_url.rstrip("/"), b.model) for b in merged}
-    for backend in discovered:
-        key = (backend.base_url.rstrip("/"), backend.model)
-        if backend.name in names or key in endpoints:
-            continue
-        merged.append(backend)
-        names.add(backend.name)
-        endpoints.add(key)
-    return merged
-
-
 def discovery_regions(settings: Settings) -> list[str]:
     """`CLOUD_RUN_REGIONS` (comma-separated), else the one `CLOUD_RUN_REGION`."""
     regions = [r.strip() for r in settings.cloud_run_regions.split(",") if r.strip()]
     return regions or [settings.region]
-
-
-def full_registry(
-    settings: Settings | None = None, *, max_age_s: float = 300.0, refresh: bool = False, **kwargs: Any,
-) -> tuple[list[Backend], list[DiscoveredService]]:
-    """models.toml plus discovered Cloud Run backends (when a project is set), and the services found."""
-    settings = settings or load_settings()
-    configured = load_registry(settings=settings)
-    if not settings.google_cloud_project:
-        return configured, []
-    found = discover_cached(settings.google_cloud_project, discovery_regions(settings), max_age_s=max_age_s,
-                            refresh=refresh, settings=settings, **kwargs)
-    return merge_backends(configured, to_backends(found)), found
-
-
-def filter_backends(backends: Iterable[Backend], query: str) -> list[Backend]:
-    """Backends whose name, model, base model, region or notes contain every word of `query`."""
-    words = query.lower().split()
-    if not words:
-        return list(backends)
-    result = []
-    for b in backends:
-        text = " ".join([b.name, b.model, b.group, b.region or "", b.notes]).lower()
-        if all(w in text for w in words):
-            result.append(b)
-    return result

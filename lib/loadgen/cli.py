@@ -45,7 +45,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--url", help="base URL ending /v1 (or the full /chat/completions URL)")
     target.add_argument("--model", help="model name to put in each request")
-    target.add_argument("--backend", help="a backend name from models.toml instead of --url/--model")
+    target.add_argument("--backend", help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
     target.add_argument("--images", help="folder of photos to send (default: PETS_DIR)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
     target.add_argument(
@@ -114,9 +114,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _target(args: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
     if args.backend:
-        from lib.registry import find_backend, load_registry
+        from lib.registry import resolve_backend
 
-        backend = find_backend(load_registry(), args.backend)
+        backend = resolve_backend(args.backend)
         headers = asyncio.run(backend_headers(backend))
         return chat_url(backend.base_url), args.model or backend.model, headers
     if not args.url or not args.model:

@@ -2,10 +2,10 @@
 
 from lib.local.imagenet import BREED_OF_CLASS, PET_LABELS
 from lib.local.model import DRAFT, INPUT_SIZE, Backbone, Features, TunedHead, base_answer, preprocess, weights_path
-from lib.local.process import is_healthy, start_local_server, wait_healthy
+from lib.local.process import is_healthy, port_in_use, start_local_server, stop_process, wait_healthy
 from lib.local.server import MODELS, create_app, serve
 
 __all__ = [
     "BREED_OF_CLASS", "PET_LABELS", "DRAFT", "INPUT_SIZE", "Backbone", "Features", "TunedHead", "base_answer", "preprocess", "weights_path",
-    "is_healthy", "start_local_server", "wait_healthy", "MODELS", "create_app", "serve",
+    "is_healthy", "port_in_use", "start_local_server", "stop_process", "wait_healthy", "MODELS", "create_app", "serve",
 ]

@@ -52,6 +52,7 @@ async def test_cold_then_warm_request_is_timed_through_the_503s(
 
 
 async def test_a_service_that_never_becomes_ready_is_reported_not_raised(model_servers: ModelServers) -> None:
+    model_servers.public.add("stuck")
     model_servers.cold_until["stuck"] = time.monotonic() + 60
     short = RetryPolicy(deadline_s=1.0, max_attempts=20, backoff_initial_s=0.1, backoff_max_s=0.2)
     result = await measure_cold_start(model_servers.url("stuck"), "m", photo(), retry=short)
@@ -67,6 +68,7 @@ async def test_a_url_needs_a_model_name(model_servers: ModelServers) -> None:
 def test_coldstart_command_stores_the_result(
     cloud_env: Path, model_servers: ModelServers, capsys: pytest.CaptureFixture,
 ) -> None:
+    model_servers.public.add("local")
     image = cloud_env / "cat.jpg"
     image.write_bytes(photo())
     assert main(["coldstart", model_servers.url("local"), "--model", "pets-base", "--image", str(image)]) == 0

@@ -36,7 +36,8 @@ def test_fleet_shows_150_services_and_their_models(page: AppTest) -> None:
     assert (row["GPU"], row["min/max"], row["concurrency"], row["health"], row["region"]) == (
         "nvidia-l4 x1", "1/4", 8, "ok", "us-central1")
     assert table[table["backend"] == "pets-base"].iloc[0]["health"].startswith("down")
-    assert any("**svc-007**" in m.value and "forbidden" in m.value for m in at.markdown)
+    assert [t.value for t in at.text] == [
+        "svc-007 (us-central1): forbidden: HTTP 403: the caller needs roles/run.invoker on svc-007"]
 
 
 def test_search_and_grouping(page: AppTest) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
+from pathlib import Path
 
-from dockerimage import REPO
 from testkit import free_port
 
 __all__ = ["OUTPUT", "TOKEN", "PRESENTER", "free_port", "CuttableProxy"]
 
-OUTPUT = REPO / "test-output" / "e2e"  # screenshots, timings, dashboard logs (gitignored)
+# Screenshots, timings and dashboard logs: TEST_OUTPUT_DIR when set (CI keeps it), else a temp folder;
+# never the checkout.
+OUTPUT = Path(os.environ.get("TEST_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "pets-test-output") / "e2e"
 TOKEN = "e2e-presenter-token-7f3a"  # the tests' stand-in for the Secret Manager value
 PRESENTER = "presenter@example.com"
 

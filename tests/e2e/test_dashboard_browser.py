@@ -24,7 +24,7 @@ from dockerimage import REPO
 from support import OUTPUT, PRESENTER, TOKEN, CuttableProxy
 from lib.client import classify_sync
 from lib.breeds import display_name
-from lib.registry import find_backend, load_registry
+from lib.registry import find_backend, read_models_toml
 from lib.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def nav_links(page: Page) -> list[str]:
 def tuned_says(local_server: str, photo: Path) -> str:
     """What pets-tuned answers for this photo, asked directly over HTTP (the page must show the same)."""
     settings = load_settings({"LOCAL_MODELS_PORT": str(urlparse(local_server).port)})
-    backend = find_backend(load_registry(settings=settings), "pets-tuned")
+    backend = find_backend(read_models_toml(settings=settings), "pets-tuned")
     # Playwright's sync API keeps an event loop running on this thread: ask from another one.
     with ThreadPoolExecutor(1) as pool:
         prediction = pool.submit(classify_sync, [backend], photo.read_bytes()).result()[0]
