@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -59,3 +60,20 @@ def test_a_local_server_that_is_down_is_explained(app) -> None:
     at.radio(key="source").set_value("Sample photos").run()
     assert [m.value for m in at.metric] == ["No answer", "No answer"]
     assert all("not reachable" in e.value for e in at.error)
+
+
+def test_the_presenter_starts_the_local_server_from_the_page_and_it_answers(app) -> None:
+    port = free_port()
+    at = app(port).run()
+    assert any("serve-local" in i.value for i in at.info)
+    at.button(key="start-local").click().run()  # the real server: ONNX Runtime, both heads
+    assert not at.exception and not at.error
+    ready = [m.value for m in at.markdown if "ready" in m.value]
+    assert len(ready) == 2 and "**pets-tuned** ready" in ready[1]
+    at.radio(key="source").set_value("Sample photos").run()
+    at.selectbox(key="sample-breed").set_value("pug").run()
+    assert {m.label: m.value for m in at.metric}["pets-tuned"] == "Pug ✅"
+    assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    st.cache_resource.clear()  # what the dashboard's exit does: the server it started stops with it
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
