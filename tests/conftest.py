@@ -1,14 +1,18 @@
-"""Shared fixtures: the pet photos, a temp results root, and the real local model server on a free port."""
+"""Shared fixtures: the pet photos, a temp results root, a Cloud Storage emulator, and the real local model
+server on a free port."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
+import fsspec
 import pytest
 
 from lib.local import start_local_server
 from testkit import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
+from testkit.gcs import fake_gcs
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +45,13 @@ def results_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "results"
     monkeypatch.setenv("RESULTS_ROOT", str(root))
     return root
+
+
+@pytest.fixture()
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[fsspec.AbstractFileSystem]:
+    """A real Cloud Storage JSON API (fake-gcs-server) on loopback with bucket `pets-results`; gcsfs points at it."""
+    with fake_gcs(monkeypatch) as fs:
+        yield fs
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
