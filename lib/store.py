@@ -47,9 +47,8 @@ def new_run_id(label: str, now: float | None = None) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")[:60] or "run"
     with _issued_lock:
         taken = _issued.setdefault(stamp, set())
-        if len(_issued) > 4:  # only the current second matters; forget older ones
-            for old in sorted(_issued)[:-4]:
-                del _issued[old]
+        for old in [s for s in _issued if s != stamp][: max(0, len(_issued) - 4)]:
+            del _issued[old]  # only the seconds in use matter; forget the oldest ones
         while True:
             run_id = f"{stamp}-{slug}-{secrets.token_hex(2)}"
             if run_id not in taken:
@@ -148,26 +147,28 @@ class Store:
         """Create the root if needed and prove it can be written, or raise UserError saying why not."""
         self._require_bucket()
         probe = f".write-probe-{secrets.token_hex(4)}"
-        self.write_bytes(b"ok", probe)
+        self._write(b"ok", (probe,), failure="is not writable")
         try:
             self.fs.rm_file(self.path(probe))
         except Exception as exc:  # written but not removable: odd permissions, still worth saying
-            self._fail(exc, f"remove {probe} from it")
+            self._fail(exc, f"cannot remove {probe} from it")
 
-    def _fail(self, exc: BaseException, doing: str) -> NoReturn:
+    def _fail(self, exc: BaseException, what: str) -> NoReturn:
         """Raise the one-line UserError for a failed operation (a missing bucket named as such)."""
         self._require_bucket()
-        raise UserError(f"{self.name} {self.uri}: cannot {doing} ({_brief(exc)}); fix its permissions or "
-                        f"{self.fix}") from None
+        raise UserError(f"{self.name} {self.uri}: {what} ({_brief(exc)}); fix its permissions or {self.fix}") from None
 
     # --- reading ---------------------------------------------------------------------------------
 
     def exists(self, *parts: str) -> bool:
         """True when `parts` is a file or a folder under the root."""
+        where = self.path(*parts)
         try:
-            found = bool(self.fs.exists(self.path(*parts)))
+            if self.remote:
+                self.fs.invalidate_cache(where)  # a listing cached earlier may predate another process's write
+            found = bool(self.fs.exists(where))
         except Exception as exc:
-            self._fail(exc, f"read {'/'.join(parts)}")
+            self._fail(exc, f"cannot read {'/'.join(parts)}")
         if not found:
             self._require_bucket()
         return found
@@ -182,7 +183,7 @@ class Store:
         except IsADirectoryError:
             raise FileNotFoundError(self.url(*parts)) from None
         except Exception as exc:
-            self._fail(exc, f"read {'/'.join(parts)}")
+            self._fail(exc, f"cannot read {'/'.join(parts)}")
 
     def read_text(self, *parts: str) -> str:
         return self.read_bytes(*parts).decode()
@@ -202,7 +203,7 @@ class Store:
             self._require_bucket()
             return []
         except Exception as exc:
-            self._fail(exc, f"list {'/'.join(parts) or 'it'}")
+            self._fail(exc, f"cannot list {'/'.join(parts) or 'it'}")
         own = where.rstrip("/")  # some stores list a folder's placeholder object as an entry of itself
         return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries if str(e).rstrip("/") != own})
 
@@ -214,18 +215,21 @@ class Store:
         except FileNotFoundError:
             return []
         except Exception as exc:
-            self._fail(exc, f"list {'/'.join(parts)}")
+            self._fail(exc, f"cannot list {'/'.join(parts)}")
         return sorted(str(f)[len(source):].lstrip("/") for f in files)
 
     # --- writing ---------------------------------------------------------------------------------
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Write one file whole: locally through a temporary name, so readers never see half of it."""
+        self._write(data, parts, failure=f"cannot write {'/'.join(parts)}")
+
+    def _write(self, data: bytes, parts: tuple[str, ...], *, failure: str) -> None:
         if self.remote:
             try:
                 self.fs.pipe_file(self.path(*parts), data)
             except Exception as exc:
-                self._fail(exc, f"write {'/'.join(parts)}")
+                self._fail(exc, failure)
             return
         target = Path(self.path(*parts))
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -237,7 +241,7 @@ class Store:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            self._fail(exc, f"write {'/'.join(parts)}")
+            self._fail(exc, failure)
 
     def write_text(self, text: str, *parts: str) -> None:
         self.write_bytes(text.encode(), *parts)
@@ -254,7 +258,7 @@ class Store:
             target.parent.mkdir(parents=True, exist_ok=True)
             return open(target, "ab")
         except OSError as exc:
-            self._fail(exc, f"write {'/'.join(parts)}")
+            self._fail(exc, f"cannot write {'/'.join(parts)}")
 
     def remove(self, *parts: str) -> None:
         """Delete the file or folder at `parts` (nothing to do when it is not there)."""
@@ -265,7 +269,7 @@ class Store:
         except FileNotFoundError:
             return
         except Exception as exc:
-            self._fail(exc, f"remove {'/'.join(parts)}")
+            self._fail(exc, f"cannot remove {'/'.join(parts)}")
 
     def put_file(self, local: Path, *parts: str) -> None:
         """Copy one local file to `parts` (whole, like `write_bytes`)."""
@@ -275,7 +279,7 @@ class Store:
         try:
             self.fs.put_file(str(local), self.path(*parts))
         except Exception as exc:
-            self._fail(exc, f"write {'/'.join(parts)}")
+            self._fail(exc, f"cannot write {'/'.join(parts)}")
 
     def put_dir(self, local: Path, *parts: str) -> None:
         """Copy a local folder to `parts`, replacing what is there."""
@@ -290,7 +294,7 @@ class Store:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(local, target)
         except Exception as exc:
-            self._fail(exc, f"write {'/'.join(parts)}")
+            self._fail(exc, f"cannot write {'/'.join(parts)}")
 
     def get_dir(self, local: Path, *parts: str) -> Path:
         """A local copy of the folder at `parts` (the folder itself when the store is local)."""
@@ -305,7 +309,7 @@ class Store:
                 (local / relative).parent.mkdir(parents=True, exist_ok=True)
                 self.fs.get_file(f"{source}/{relative}", str(local / relative))
         except Exception as exc:
-            self._fail(exc, f"read {'/'.join(parts)}")
+            self._fail(exc, f"cannot read {'/'.join(parts)}")
         return local
 
 

@@ -106,6 +106,9 @@ def test_two_run_ids_made_in_the_same_second_differ() -> None:
     ids = [new_run_id("pets-tuned", now=1_700_000_000) for _ in range(2000)]
     assert len(set(ids)) == len(ids)
     assert all(i.startswith("20231114T221320Z-pets-tuned-") for i in ids)
+    for second in (time.time(), 1_700_000_000, 0, 1_800_000_000, 5, time.time()):  # seconds in any order
+        batch = [new_run_id("pets-tuned", now=second) for _ in range(500)]
+        assert len(set(batch)) == len(batch)
 
 
 def test_run_ids_sort_by_time_and_say_what_ran() -> None:

@@ -71,7 +71,7 @@ def test_a_root_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        with pytest.raises(UserError, match="cannot write"):
+        with pytest.raises(UserError, match="is not writable"):
             Store(locked).check_writable()
     finally:
         locked.chmod(0o700)
@@ -88,5 +88,5 @@ def test_a_root_that_is_a_file_cannot_be_read_or_written(tmp_path: Path) -> None
     (tmp_path / "results").write_text("not a folder")
     with pytest.raises(UserError, match="is a file, not a folder"):
         Store(tmp_path / "results").check_readable()
-    with pytest.raises(UserError, match="cannot write"):
+    with pytest.raises(UserError, match="is not writable"):
         Store(tmp_path / "results").check_writable()

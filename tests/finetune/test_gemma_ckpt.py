@@ -119,7 +119,7 @@ def test_object_store_gets_the_marker_after_the_files(tmp_path: Path):
     "where, message",
     [
         ("memory://no-such-bucket-{u}/run", "does not exist; create it or pass another --out"),
-        ("{tmp}/a-file/out", "output folder .*/a-file/out: cannot write"),
+        ("{tmp}/a-file/out", "output folder .*/a-file/out: is not writable"),
     ],
 )
 def test_unusable_output_folder_is_a_user_error(tmp_path: Path, where: str, message: str):
