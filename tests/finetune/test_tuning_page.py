@@ -170,3 +170,15 @@ def test_finished_runs_in_a_bucket_are_listed(gcs):
     store.write_text("{}", "tuning", "unfinished", "trainer_state.json")
     runs = list_finished_runs("gs://pets-results/results")
     assert [(r.name, r.url, r.card) for r in runs] == [("r1", "gs://pets-results/results/tuning/r1", None)]
+
+
+@pytest.mark.slow
+def test_a_missing_results_bucket_is_one_sentence_and_the_local_trainer_still_works(page_env: Path, gcs,
+                                                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/results")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "gs://no-such-bucket/results: bucket 'no-such-bucket' does not exist; create it or set RESULTS_ROOT or "
+        "pass --out"]
+    assert [b for b in at.button if b.key == "local-train"]
