@@ -12,16 +12,33 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from lib.breeds import BREED_IDS, display_name
-from lib.errors import UserError
-from lib.accuracy import EvalJob, EvalOptions
-from lib.data import default_data_dir
-from lib.accuracy import (
-    ComparisonView, RunView, compare_runs, comparison_frame, confusion_figure, default_pair, headline_rows,
-    html_report, load_run, per_breed_figure, photo_path, records_csv, side_answer,
-)
-from lib.accuracy import ResultsRoot, RunInfo
 from app_pages import _common as common
+from lib.accuracy import (
+    ComparisonView,
+    EvalOptions,
+    EvalResult,
+    Progress,
+    RunInfo,
+    RunView,
+    compare_runs,
+    comparison_frame,
+    confusion_figure,
+    default_pair,
+    evaluation_job,
+    headline_rows,
+    html_report,
+    load_run,
+    per_breed_figure,
+    photo_path,
+    records_csv,
+    side_answer,
+)
+from lib.accuracy import list_runs as list_eval_runs
+from lib.breeds import BREED_IDS, display_name
+from lib.data import default_data_dir
+from lib.errors import UserError
+from lib.jobs import Job
+from lib.store import Store
 
 GALLERY_LIMIT = 24
 
@@ -33,16 +50,16 @@ def is_presenter() -> bool:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def list_runs(root_uri: str) -> list[RunInfo]:
-    """Runs under the results root, newest first (re-listed at most every 10 s)."""
-    root = ResultsRoot(root_uri)
-    root.check_readable()
-    return root.list_runs()
+    """Runs in the results store, newest first (re-listed at most every 10 s); none yet on a fresh clone."""
+    store = Store(root_uri)
+    store.check_readable()
+    return list_eval_runs(store)
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the runs...")
 def run_view(root_uri: str, run_id: str, version: float) -> RunView:
     """A run with its figures; `version` changes when the run does, so finished runs are read once."""
-    return load_run(ResultsRoot(root_uri), run_id)
+    return load_run(Store(root_uri), run_id)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -51,7 +68,7 @@ def comparison_view(root_uri: str, baseline: tuple[str, float], tuned: tuple[str
 
 
 @st.cache_resource
-def jobs() -> dict[str, EvalJob]:
+def jobs() -> dict[str, Job[EvalResult]]:
     """Evaluations started from this page, shared by every session of the app (one presenter, many viewers)."""
     return {}
 
@@ -79,13 +96,14 @@ def presenter_panel(data_dir: Path) -> None:
         concurrency = right.number_input("Concurrency", min_value=1, max_value=256, value=8, key="eval-concurrency")
         constrained = st.toggle("Constrained answer (JSON schema)", key="eval-constrained")
         busy = jobs().get("current")
-        if st.button("Run evaluation", key="run-eval", type="primary", disabled=bool(busy and busy.running) or not chosen):
+        running = busy is not None and busy.running
+        if st.button("Run evaluation", key="run-eval", type="primary", disabled=running or not chosen):
             options = EvalOptions(
                 backend=chosen[0], data_dir=data_dir, root=common.settings().results_root,
                 concurrency=int(concurrency), constrained=constrained, split=split, limit=int(limit) or None,
                 new_run=True, max_image_side=common.settings().max_image_side,
             )
-            jobs()["current"] = EvalJob(options).start()
+            jobs()["current"] = evaluation_job(options).start()
         live_progress()
 
 
@@ -94,19 +112,24 @@ def live_progress() -> None:
     job = jobs().get("current")
     if job is None:
         return
-    p = job.progress
-    if job.running:
+    snap = job.snapshot()
+    p: Progress | None = snap.progress
+    if snap.running:
         done, total = (p.done, p.total) if p else (0, 1)
-        st.progress(done / max(total, 1), text=f"{job.options.backend.name}: {done} of {total} photos"
+        st.progress(done / max(total, 1), text=f"{snap.name}: {done} of {total} photos"
                     + (f" · {p.errors} errors · {p.correct} right" if p else ""))
         if st.button("Stop", key="stop-eval"):
-            job.cancel()
-    elif job.error:
-        st.error(f"The evaluation failed: {job.error}")
-    elif job.result:
-        r = job.result
-        st.success(f"Run {r.run_id}: {r.metrics.n} photos, accuracy {r.metrics.accuracy:.1%}, "
-                   f"{r.metrics.errors} errors ({r.wall_s:.0f} s).")
+            job.stop()
+    elif snap.state == "failed":
+        st.error(f"The evaluation failed: {snap.error}")
+    elif snap.result is not None:
+        r = snap.result
+        if snap.state == "stopped" and not r.complete:
+            st.info(f"Run {r.run_id} stopped after {r.metrics.n} photos; run the same evaluation again to "
+                    "finish it (only the missing photos are asked).")
+        else:
+            st.success(f"Run {r.run_id}: {r.metrics.n} photos, accuracy {r.metrics.accuracy:.1%}, "
+                       f"{r.metrics.errors} errors ({r.wall_s:.0f} s).")
         if not st.session_state.get(f"seen-{r.run_id}"):
             st.session_state[f"seen-{r.run_id}"] = True
             list_runs.clear()
@@ -160,8 +183,10 @@ if is_presenter():  # first: whatever is wrong with the results below, a new run
 
 try:
     runs = list_runs(settings.results_root)
-except UserError as exc:
+except UserError as exc:  # a bucket that does not exist or cannot be reached: one sentence, the rest still works
     st.error(str(exc))
+    if is_presenter():
+        presenter_panel(data_dir)
     st.stop()
 
 if not runs:

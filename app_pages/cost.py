@@ -7,12 +7,12 @@ import time
 import pandas as pd
 import streamlit as st
 
+from app_pages import _common as common
 from lib import monitoring
 from lib.cost import DEFAULT_PRICES, compare, table_from_rows
 from lib.errors import UserError
-from lib.loadgen.store import list_saved_runs
+from lib.loadgen import list_saved_runs
 from lib.settings import load_settings
-from app_pages import _common as common
 
 common.require_presenter()  # before anything else: see app_pages/_common.py
 
@@ -47,7 +47,11 @@ source = c2.radio(
 )
 window_s, instance_s = 3600.0, 600.0
 if source == "a saved load run":
-    runs = list_saved_runs(settings.results_root)
+    try:
+        runs = list_saved_runs(settings.results_root)
+    except UserError as exc:  # a results bucket that does not exist: say so, the other sources still work
+        st.warning(f"Saved load runs unavailable: {exc}")
+        runs = []
     if not runs:
         st.info("No saved load runs yet: run one on the Live page, or enter the time by hand.")
     else:

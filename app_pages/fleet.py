@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages import _common as common
 from lib.cloudrun import coldstart, discovery
+from lib.errors import UserError
 from lib.registry import Backend, filter_backends
 from lib.settings import Settings
-from app_pages import _common as common
 
 common.require_presenter()  # before anything else: see app_pages/_common.py
 
@@ -107,12 +108,19 @@ else:
         with st.spinner(f"Sending the first request to {backend.name}…"):
             result = coldstart.measure_sync(backend, None, sample_photo(settings),
                                             max_image_side=settings.max_image_side)
-        coldstart.save_result(result, settings)
         if result.ok:
             st.success(f"{backend.name}: first answer after {result.cold_total_ms / 1000:.1f} s "
                        f"({result.cold_attempts} attempts), warm answer in {result.warm_total_ms or 0:.0f} ms")
         else:
             st.error(f"{backend.name}: {result.error}")
-    history = coldstart.load_results(settings)
+        try:
+            coldstart.save_result(result, settings)
+        except UserError as exc:  # the measurement above still stands
+            st.warning(f"Not saved: {exc}")
+    try:
+        history = coldstart.load_results(settings)
+    except UserError as exc:  # a results bucket that does not exist: one sentence, the page keeps working
+        st.warning(f"Cold-start history unavailable: {exc}")
+        history = []
     if history:
         st.dataframe(pd.DataFrame([asdict(r) for r in history]), hide_index=True, width="stretch")

@@ -11,22 +11,27 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages import _common as common
 from lib import monitoring
 from lib.errors import UserError
+from lib.jobs import Job
 from lib.loadgen import (
-    BackgroundLoad,
     LoadPlan,
     LoadProfile,
+    LoadResult,
+    LoadRun,
     Ramp,
     chat_url,
+    load_job,
+    local_records_dir,
     prepare_payloads,
+    save_run,
     text_payload,
     timeline,
 )
 from lib.loadgen.engine import backend_headers
-from lib.loadgen.store import local_records_dir, new_load_run_id, save_run
 from lib.registry import Backend
-from app_pages import _common as common
+from lib.store import new_run_id
 
 common.require_presenter()  # before anything else: see app_pages/_common.py
 
@@ -73,7 +78,7 @@ st.caption(
 )
 
 state = st.session_state
-load: BackgroundLoad | None = state.get("live_load")
+load: Job[LoadResult] | None = state.get("live_load")
 running = load is not None and not load.done
 
 picked = common.backend_picker("live-backend", default=("pets-tuned",), multi=False)
@@ -126,7 +131,7 @@ elif start:
         else:
             payloads = (text_payload(backend.model),)
         headers = asyncio.run(backend_headers(backend)) if backend.auth != "none" else {}
-        run_id = new_load_run_id(backend.name)
+        run_id = new_run_id(backend.name)
         plan = LoadPlan(
             url=chat_url(backend.base_url),
             model=backend.model,
@@ -136,7 +141,8 @@ elif start:
             timeout_s=timeout_s,
             headers=headers,
         )
-        state["live_load"] = BackgroundLoad(plan).start()
+        state["live_run"] = run = LoadRun(plan)  # the live records come from the run itself
+        state["live_load"] = load_job(run).start()
         if server_source == "auto":
             server_source = "/metrics" if is_local(backend) else "Cloud Monitoring"
         state["live_meta"] = {
@@ -256,14 +262,15 @@ def cloud_metrics(project: str, service: str, _tick: int) -> monitoring.ServiceM
 
 @st.fragment(run_every="2s")
 def live_panel() -> None:
-    load: BackgroundLoad | None = state.get("live_load")
-    if load is None:
+    load: Job[LoadResult] | None = state.get("live_load")
+    run: LoadRun | None = state.get("live_run")
+    if load is None or run is None:
         st.info("Pick a backend and a load profile, then Start.")
         return
     meta = state["live_meta"]
-    run = load.run
+    snap = load.snapshot()
     records = list(run.records)  # a snapshot; the engine keeps appending on its own thread
-    elapsed = run.elapsed_s if load.done else (time.time() - (run.started_unix_s or time.time()))
+    elapsed = run.elapsed_s if snap.done else (time.time() - (run.started_unix_s or time.time()))
     bins = timeline(records, bin_s=1.0, schedule_offsets_s=run.schedule_s, until_s=max(elapsed, 1.0))
     df = pd.DataFrame([asdict(b) for b in bins])
     failed = sum(1 for r in records if not r.ok and r.error_kind != "interrupted")
@@ -299,17 +306,16 @@ def live_panel() -> None:
     backend = next((b for b in common.registry().backends if b.name == meta["backend"]), None)
     if backend is not None:
         server_panel(backend, elapsed, meta["server"], meta["service"])
-    if not load.done:
+    if not snap.done:
         st.caption("Running… charts refresh every 2 s.")
         return
     if not meta.get("seen_done"):
         meta["seen_done"] = True
         st.rerun()  # the whole page, so Start is enabled again
-    if load.error:
-        st.error(f"The run failed: {load.error}. Records so far: {run.plan.out_path}")
+    result = snap.result
+    if snap.state == "failed" or result is None:
+        st.error(f"The run failed: {snap.error}. Records so far: {run.plan.out_path}")
         return
-    result = load.result
-    assert result is not None
     if meta["saved"] is None:
         try:
             meta["saved"] = save_run(result, settings.results_root, meta["run_id"])

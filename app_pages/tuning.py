@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from app_pages import _common as common
 from lib.errors import UserError
 from lib.finetune.runs import (
     TUNING_DIR,
-    BackgroundRun,
     FinishedRun,
+    TrainingProgress,
     execution_cost_usd,
     list_finished_runs,
+    local_training_job,
+    new_tuning_run_name,
     read_finished_run,
     submit_gemma_job,
 )
-from app_pages import _common as common
+from lib.jobs import Job
 
 common.require_presenter()  # before anything else: see app_pages/_common.py
 
@@ -113,7 +115,9 @@ if presenter:
             model_id = c1.text_input("Model", value=suggested, key=f"launch-model-{suggested}")
             data = c2.text_input("Photos (inside the job)", value="/data/pets",
                                  help="a mounted bucket folder of photos named like Abyssinian_101.jpg")
-            run_name = c1.text_input("Run name", value=time.strftime("gemma-%Y%m%d-%H%M"))
+            # One default per session: a fresh random part on every rerun would reset the field.
+            default_name = st.session_state.setdefault("tuning-default-run-name", new_tuning_run_name(model_id))
+            run_name = c1.text_input("Run name", value=default_name)
             out_root = settings.results_root if settings.results_root.startswith("gs://") else "gs://BUCKET/results"
             out = c2.text_input("Output", value=f"{out_root}/{TUNING_DIR}/{run_name}")
             steps = c1.number_input("Max steps", min_value=1, value=300)
@@ -186,28 +190,29 @@ else:
     data_dir = c1.text_input("Photos", value=str(settings.pets_dir or ""), key="local-data")
     out_dir = c2.text_input("Output (the local server loads this folder)", value=str(settings.artifacts_dir),
                             key="local-out")
-    current: BackgroundRun | None = st.session_state.get(LOCAL_KEY)
-    busy = current is not None and current.snapshot().state == "running"
+    current: Job | None = st.session_state.get(LOCAL_KEY)
+    busy = current is not None and current.running
     if st.button("Train pets-tuned", type="primary", disabled=busy or not data_dir, key="local-train"):
-        from lib.finetune.local import train_local
-
-        data, out = Path(data_dir), Path(out_dir)
-        st.session_state[LOCAL_KEY] = current = BackgroundRun(
-            "pets-tuned", lambda progress: train_local(data, out, progress=progress))
+        st.session_state[LOCAL_KEY] = current = local_training_job(Path(data_dir), Path(out_dir)).start()
         busy = True
 
-    def show(run: BackgroundRun) -> None:
+    def show(run: Job) -> None:
         snap = run.snapshot()
         if snap.state == "running":
-            fraction = snap.done / snap.total if snap.total else 0.0
-            st.progress(min(fraction, 1.0), text=f"{snap.stage}: {snap.done}/{snap.total} ({snap.elapsed_s:.0f} s)")
-        elif snap.state == "failed":
+            p: TrainingProgress | None = snap.progress
+            if p is None:
+                st.progress(0.0, text=f"starting ({snap.elapsed_s:.0f} s)")
+            else:
+                fraction = p.done / p.total if p.total else 0.0
+                st.progress(min(fraction, 1.0), text=f"{p.stage}: {p.done}/{p.total} ({snap.elapsed_s:.0f} s)")
+        elif snap.state == "failed" or snap.result is None:
             st.error(f"Training failed: {snap.error}")
         else:
             r = snap.result
             st.success(f"New pets-tuned in {r.out_dir}: held-out accuracy {100 * r.test_accuracy:.1f}% "
                        f"(pets-base {100 * r.base_test_accuracy:.1f}%) on {r.n_test} photos, {snap.elapsed_s:.0f} s. "
-                       "A local server started on that folder serves it within a second; compare it on the Accuracy page.")
+                       "A local server started on that folder serves it within a second; compare it on the "
+                       "Accuracy page.")
         if snap.log:
             st.caption(" · ".join(line.strip() for line in snap.log))
         if snap.state != "running" and run_every is not None:

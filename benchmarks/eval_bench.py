@@ -36,7 +36,8 @@ from lib.data import list_photos  # noqa: E402
 from lib.accuracy import EvalOptions, run_evaluation  # noqa: E402
 from lib.images import prepare_jpeg  # noqa: E402
 from lib.registry import Backend  # noqa: E402
-from lib.accuracy import EvalRecord, ResultsRoot, RunInfo  # noqa: E402
+from lib.accuracy import EvalRecord, RecordWriter, RunInfo, write_info  # noqa: E402
+from lib.store import Store  # noqa: E402
 
 
 async def bare(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
@@ -68,14 +69,14 @@ def harness(url: str, photos_dir: Path, concurrency: int, root: str) -> tuple[fl
     return time.perf_counter() - start, result.metrics.errors, result.metrics.accuracy
 
 
-def synthetic_runs(root: ResultsRoot, n: int, seed: int = 7) -> None:
+def synthetic_runs(root: Store, n: int, seed: int = 7) -> None:
     """Two runs of `n` photos over the 37 breeds: a 55%-right baseline and an 88%-right tuned model."""
     rng = random.Random(seed)
     truths = [(f"{BREED_IDS[i % 37]}_{i}", BREED_IDS[i % 37]) for i in range(n)]
     for run_id, role, p_right, started in (("bench-base", "base", 0.55, 1.0), ("bench-tuned", "tuned", 0.88, 2.0)):
-        root.write_info(RunInfo(run_id, f"pets-{role}", f"pets-{role}", "http://127.0.0.1:1/v1", role, False, "all",
+        write_info(root, RunInfo(run_id, f"pets-{role}", f"pets-{role}", "http://127.0.0.1:1/v1", role, False, "all",
                                 "/nowhere", n, 8, started_unix_s=started, finished_unix_s=started + 1, wall_s=1.0))
-        with root.writer(run_id) as writer:
+        with RecordWriter(root, run_id) as writer:
             for photo_id, truth in truths:
                 answer = truth if rng.random() < p_right else rng.choice([*BREED_IDS, "unknown"])
                 writer.write(EvalRecord(photo_id, truth, answer, answer, rng.uniform(5, 50), 1))
@@ -86,9 +87,9 @@ def page_render(n: int) -> dict[str, float]:
     from streamlit.testing.v1 import AppTest
 
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic_runs(ResultsRoot(tmp), n)
+        synthetic_runs(Store(tmp), n)
         os.environ.update(RESULTS_ROOT=tmp, APP_MODE="attendee")
-        at = AppTest.from_file(str(REPO / "pages" / "accuracy.py"), default_timeout=120)
+        at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=120)
         start = time.perf_counter()
         at.run()
         cold = time.perf_counter() - start

@@ -12,8 +12,9 @@ from pathlib import Path
 from aiohttp import web
 from PIL import Image
 
+from lib.accuracy import EvalRecord, RecordWriter, RunInfo, write_info
+from lib.store import Store
 from testkit import free_port
-from lib.accuracy import EvalRecord, ResultsRoot, RunInfo
 
 BREEDS = ("pug", "beagle", "Bengal", "Abyssinian")
 
@@ -81,7 +82,7 @@ class ScriptedServer:
         self._loop.close()
 
 
-def write_run(root: ResultsRoot, run_id: str, rows: list[tuple[str, str, str]], *, backend: str = "m",
+def write_run(root: Store, run_id: str, rows: list[tuple[str, str, str]], *, backend: str = "m",
               role: str | None = None, started: float | None = None, data_dir: str = "",
               errors: dict[str, str] | None = None) -> RunInfo:
     """A finished run from (photo_id, truth, answer) rows; `errors` maps photo ids to an error message."""
@@ -89,8 +90,8 @@ def write_run(root: ResultsRoot, run_id: str, rows: list[tuple[str, str, str]], 
     info = RunInfo(run_id=run_id, backend=backend, model=backend, url="http://127.0.0.1:1/v1", role=role,
                    constrained=False, split="test", data_dir=data_dir, photo_count=len(rows), concurrency=4,
                    started_unix_s=started or time.time(), finished_unix_s=time.time(), wall_s=1.0)
-    root.write_info(info)
-    with root.writer(run_id) as writer:
+    write_info(root, info)
+    with RecordWriter(root, run_id) as writer:
         for photo_id, truth, answer in rows:
             error = errors.get(photo_id)
             writer.write(EvalRecord(photo_id, truth, "unknown" if error else answer, "" if error else answer, 12.5,

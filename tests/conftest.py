@@ -1,5 +1,5 @@
-"""Shared fixtures: the pet photos, a temp results root, the real local model server on a free port, and
-the local stand-ins for Google (Cloud Run Admin API, model services behind ID tokens)."""
+"""Shared fixtures: the pet photos, a temp results root, a Cloud Storage emulator, the real local model
+server on a free port, and the local stand-ins for Google (Cloud Run Admin API, model services behind ID tokens)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import fsspec
 import pytest
 
 from lib.cloudrun.admin import Clients, make_clients
@@ -18,6 +19,7 @@ from lib.local import start_local_server
 from lib.settings import load_settings
 from testkit import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
 from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
+from testkit.gcs import fake_gcs
 
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="pets-tests-"))
@@ -143,6 +145,13 @@ def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_run: FakeClo
 @pytest.fixture
 def clients(cloud_env: Path) -> Clients:
     return make_clients(load_settings())
+
+
+@pytest.fixture()
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[fsspec.AbstractFileSystem]:
+    """A real Cloud Storage JSON API (fake-gcs-server) on loopback with bucket `pets-results`; gcsfs points at it."""
+    with fake_gcs(monkeypatch) as fs:
+        yield fs
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """Accuracy: the harness asks a backend about labelled photos, records every answer, and counts figures."""
 
-from lib.accuracy.harness import EvalJob, EvalOptions, EvalResult, Progress, evaluate, run_evaluation
+from lib.accuracy.harness import EvalOptions, EvalResult, Progress, evaluate, evaluation_job, run_evaluation
 from lib.accuracy.metrics import (
     ERROR,
     BreedMetrics,
@@ -18,13 +18,16 @@ from lib.accuracy.metrics import (
 from lib.accuracy.records import (
     EvalRecord,
     RecordWriter,
-    ResultsRoot,
     RunInfo,
     RunRecords,
     finished,
     git_commit,
-    new_run_id,
+    has_run,
+    list_runs,
     parse_records,
+    read_info,
+    read_records,
+    write_info,
 )
 from lib.accuracy.report import (
     ComparisonView,
@@ -44,11 +47,11 @@ from lib.accuracy.report import (
 )
 
 __all__ = [
-    "EvalJob", "EvalOptions", "EvalResult", "Progress", "evaluate", "run_evaluation",
+    "EvalOptions", "EvalResult", "Progress", "evaluate", "evaluation_job", "run_evaluation",
     "ERROR", "BreedMetrics", "Comparison", "Confusion", "RunMetrics", "bootstrap_interval", "compare", "confusion",
     "frame", "mcnemar_exact_p", "per_breed", "summarize",
-    "EvalRecord", "RecordWriter", "ResultsRoot", "RunInfo", "RunRecords", "finished", "git_commit", "new_run_id",
-    "parse_records",
+    "EvalRecord", "RecordWriter", "RunInfo", "RunRecords", "finished", "git_commit", "has_run", "list_runs",
+    "parse_records", "read_info", "read_records", "write_info",
     "ComparisonView", "RunView", "answer_text", "compare_runs", "comparison_frame", "confusion_figure",
     "default_pair", "headline_rows", "html_report", "load_run", "per_breed_figure", "photo_path", "records_csv",
     "side_answer",

@@ -15,16 +15,29 @@ from pathlib import Path
 from typing import Callable
 
 from lib.accuracy.metrics import RunMetrics, summarize
-from lib.accuracy.records import EvalRecord, ResultsRoot, RunInfo, finished, git_commit, new_run_id
+from lib.accuracy.records import (
+    EvalRecord,
+    RecordWriter,
+    RunInfo,
+    finished,
+    git_commit,
+    has_run,
+    list_runs,
+    read_info,
+    read_records,
+    write_info,
+)
 from lib.breeds import UNKNOWN
 from lib.client import BackendClient, RetryPolicy, make_http_client
 from lib.data import Photo, PhotoSet, Split, select_photos
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
+from lib.jobs import Job
 from lib.registry import Backend
+from lib.store import EVALS, Store, new_run_id
 
 __all__ = [
-    "EvalOptions", "Progress", "EvalResult", "EvalJob", "evaluate", "run_evaluation",
+    "EvalOptions", "Progress", "EvalResult", "evaluate", "run_evaluation", "evaluation_job",
 ]
 
 @dataclass(frozen=True)
@@ -79,15 +92,15 @@ def _prepare(photo: Photo, max_side: int) -> bytes:
     return prepare_jpeg(photo.path.read_bytes(), max_side=max_side)
 
 
-def _find_run(root: ResultsRoot, wanted: RunInfo) -> RunInfo | None:
+def _find_run(store: Store, wanted: RunInfo) -> RunInfo | None:
     """The newest unfinished run that asked the same question, to resume."""
-    for info in root.list_runs():
+    for info in list_runs(store):
         if info.finished_unix_s is None and info.same_question(wanted):
             return info
     return None
 
 
-def _open_run(root: ResultsRoot, options: EvalOptions, photos: PhotoSet) -> tuple[RunInfo, bool]:
+def _open_run(store: Store, options: EvalOptions, photos: PhotoSet) -> tuple[RunInfo, bool]:
     backend = options.backend
     fresh = RunInfo(
         run_id=options.run_id or new_run_id(backend.name), backend=backend.name, model=backend.model,
@@ -96,17 +109,17 @@ def _open_run(root: ResultsRoot, options: EvalOptions, photos: PhotoSet) -> tupl
         concurrency=options.concurrency, limit=options.limit, git_commit=git_commit(),
     )
     if options.run_id:
-        if not root.fs.exists(root.run_path(options.run_id, "run.json")):
+        if not has_run(store, options.run_id):
             return fresh, False
-        existing = root.read_info(options.run_id)
+        existing = read_info(store, options.run_id)
         if not existing.same_question(fresh):
             raise UserError(f"run {options.run_id} asked another question ({existing.backend}, {existing.split}, "
                             f"{existing.data_dir}); start a new run instead of resuming it")
         return existing, True
     if not options.new_run:
-        existing = _find_run(root, fresh)
-        if existing is not None:
-            return existing, True
+        unfinished = _find_run(store, fresh)
+        if unfinished is not None:
+            return unfinished, True
     return fresh, False
 
 
@@ -116,22 +129,22 @@ async def evaluate(options: EvalOptions, *, progress: Callable[[Progress], None]
     if options.concurrency < 1:
         raise UserError(f"--concurrency must be at least 1, got {options.concurrency}")
     photo_set = select_photos(options.data_dir, options.split, options.limit)
-    root = ResultsRoot(options.root)
-    root.check_writable()
-    info, resumed = _open_run(root, options, photo_set)
-    prior = root.read_records(info.run_id) if resumed else None
+    store = Store(options.root)
+    store.check_writable()
+    info, resumed = _open_run(store, options, photo_set)
+    prior = read_records(store, info.run_id) if resumed else None
     records = list(prior.records) if prior else []
     latest = {r.photo_id: r for r in records}
     keep = {p.id for p in photo_set.photos}
     skip = {pid for pid, r in latest.items() if pid in keep and (r.ok or not options.retry_errors)}
     todo = [p for p in photo_set.photos if p.id not in skip]
     info = replace(info, sessions=info.sessions + (1 if resumed else 0))
-    root.write_info(info)
+    write_info(store, info)
 
     state = {"errors": sum(1 for pid in skip if not latest[pid].ok),
              "correct": sum(1 for pid in skip if latest[pid].correct), "done": len(skip)}
     start = time.perf_counter()
-    writer = root.writer(info.run_id, good_bytes=prior.good_bytes if prior and prior.torn else None)
+    writer = RecordWriter(store, info.run_id, good_bytes=prior.good_bytes if prior and prior.torn else None)
     semaphore = asyncio.Semaphore(options.concurrency)
     retry = RetryPolicy(max_attempts=options.attempts, deadline_s=options.timeout_s * options.attempts + 30)
 
@@ -159,7 +172,8 @@ async def evaluate(options: EvalOptions, *, progress: Callable[[Progress], None]
 
     try:
         if progress is not None:
-            progress(Progress(info.run_id, state["done"], len(photo_set.photos), state["errors"], state["correct"], 0.0))
+            progress(Progress(info.run_id, state["done"], len(photo_set.photos), state["errors"], state["correct"],
+                              0.0))
         async with make_http_client(max_connections=options.concurrency, timeout_s=options.timeout_s) as http:
             client = BackendClient(options.backend, http=http, retry=retry, timeout_s=options.timeout_s,
                                    max_image_side=options.max_image_side)
@@ -168,10 +182,10 @@ async def evaluate(options: EvalOptions, *, progress: Callable[[Progress], None]
         writer.close()
         wall_s = time.perf_counter() - start
         complete = all(pid in latest for pid in keep)
-        root.write_info(finished(info, wall_s=wall_s, complete=complete))
+        write_info(store, finished(info, wall_s=wall_s, complete=complete))
     answered = [latest[p.id] for p in photo_set.photos if p.id in latest]
     return EvalResult(
-        run_id=info.run_id, run_url=root.url("evals", info.run_id), resumed=resumed, asked=writer.written,
+        run_id=info.run_id, run_url=store.url(EVALS, info.run_id), resumed=resumed, asked=writer.written,
         skipped=len(skip), torn_repaired=bool(prior and prior.torn), complete=complete, wall_s=wall_s,
         metrics=summarize(answered), unlabelled=photo_set.unlabelled,
     )
@@ -183,41 +197,8 @@ def run_evaluation(options: EvalOptions, *, progress: Callable[[Progress], None]
     return asyncio.run(evaluate(options, progress=progress, stop=stop))
 
 
-class EvalJob:
-    """An evaluation in a background thread, for pages: poll `progress`, `result` and `error`; `cancel()` stops it."""
-
-    def __init__(self, options: EvalOptions) -> None:
-        self.options = options
-        self.progress: Progress | None = None
-        self.result: EvalResult | None = None
-        self.error: str | None = None
-        self.started_unix_s = time.time()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="eval-job", daemon=True)
-
-    def start(self) -> "EvalJob":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self.result = run_evaluation(self.options, progress=self._update, stop=self._stop)
-        except UserError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # shown on the page rather than lost in a thread
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def _update(self, progress: Progress) -> None:
-        self.progress = progress
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def cancel(self) -> None:
-        """Ask no more photos; the run stays unfinished and resumable."""
-        self._stop.set()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+def evaluation_job(options: EvalOptions) -> Job[EvalResult]:
+    """The evaluation as a background job (named after the backend): progress is a `Progress`; `stop()` asks
+    no more photos, leaving the run unfinished and resumable (the stopped job's result says how far it got)."""
+    return Job(options.backend.name,
+               lambda control: run_evaluation(options, progress=control.report, stop=control.stop_event))

@@ -17,12 +17,21 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.accuracy.metrics import (
+    BreedMetrics,
+    Comparison,
+    Confusion,
+    RunMetrics,
+    compare,
+    confusion,
+    frame,
+    per_breed,
+    summarize,
+)
+from lib.accuracy.records import RunInfo, read_records
 from lib.breeds import BREED_IDS, UNKNOWN, display_name
 from lib.data import IMAGE_SUFFIXES
-from lib.accuracy.metrics import (
-    BreedMetrics, Comparison, Confusion, RunMetrics, compare, confusion, frame, per_breed, summarize,
-)
-from lib.accuracy.records import ResultsRoot, RunInfo
+from lib.store import Store
 
 __all__ = [
     "RunView", "ComparisonView", "load_run", "compare_runs", "default_pair", "headline_rows", "per_breed_figure",
@@ -52,9 +61,9 @@ class ComparisonView:
     comparison: Comparison
 
 
-def load_run(root: ResultsRoot, run_id: str) -> RunView:
+def load_run(store: Store, run_id: str) -> RunView:
     """Read a run and compute its figures (a torn last line is left out and flagged)."""
-    run = root.read_records(run_id)
+    run = read_records(store, run_id)
     df = frame(run.records)
     return RunView(run.info, df, summarize(df), per_breed(df), run.torn)
 

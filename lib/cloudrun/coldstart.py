@@ -1,5 +1,6 @@
 """Cold start: time to first byte and to a complete answer for the first request to an idle service,
-then for a warm one, through the one backend client; results are stored as JSON under the results root.
+then for a warm one, through the one backend client; results are stored as `coldstart/<run_id>.json` in the
+results store (`lib.store`: a folder or a bucket, so a hosted dashboard shows the history too).
 
 The first request of a service scaled to zero is answered 503/429 (or held) while an instance
 starts and loads the model; `BackendClient` retries those with a generous policy, so the figures
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import re
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 
 import httpx
 
@@ -23,6 +22,7 @@ from lib.client import BackendClient, Prediction, RetryPolicy, TokenProvider, ch
 from lib.images import prepare_jpeg
 from lib.registry import Backend
 from lib.settings import Settings, load_settings
+from lib.store import COLDSTART, Store, new_run_id
 
 __all__ = ["ColdStartResult", "COLD_START_RETRY", "measure_cold_start", "measure_sync", "save_result", "load_results"]
 
@@ -108,39 +108,35 @@ async def measure_cold_start(
     )
 
 
-def _coldstart_dir(settings: Settings) -> str:
-    return settings.results_root.rstrip("/") + "/coldstart"
+def _run_id(result: ColdStartResult) -> str:
+    try:
+        when = dt.datetime.fromisoformat(result.measured_at).timestamp()
+    except ValueError:
+        when = None
+    return new_run_id(result.backend, now=when)
 
 
-def save_result(result: ColdStartResult, settings: Settings | None = None) -> str:
-    """Write the result as JSON under `<results root>/coldstart/`; returns the path written."""
-    settings = settings or load_settings()
-    stamp = result.measured_at.replace(":", "").replace("+0000", "Z")
-    name = f"{re.sub(r'[^A-Za-z0-9._-]', '_', result.backend)}-{stamp}.json"
-    path = f"{_coldstart_dir(settings)}/{name}"
-    text = json.dumps(asdict(result), indent=2)
-    if "://" in path:
-        import fsspec
-
-        with fsspec.open(path, "w") as handle:
-            handle.write(text)
-    else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
-    return path
+def save_result(result: ColdStartResult, settings: Settings | None = None, *, store: Store | None = None) -> str:
+    """Store the result as `coldstart/<run_id>.json` in the results store; returns its address."""
+    store = store or Store((settings or load_settings()).results_root)
+    run_id = _run_id(result)
+    store.write_json(asdict(result), COLDSTART, f"{run_id}.json")
+    return store.url(COLDSTART, f"{run_id}.json")
 
 
-def load_results(settings: Settings | None = None) -> list[ColdStartResult]:
-    """Every stored cold-start result (local results root), newest first."""
-    settings = settings or load_settings()
-    folder = Path(_coldstart_dir(settings))
-    if "://" in str(settings.results_root) or not folder.is_dir():
-        return []
+def load_results(settings: Settings | None = None, *, store: Store | None = None) -> list[ColdStartResult]:
+    """Every stored cold-start result, newest first (a folder or a bucket); a store that cannot be read (a
+    missing bucket) is a UserError, files that are not ours are skipped."""
+    store = store or Store((settings or load_settings()).results_root)
+    known = {f.name for f in fields(ColdStartResult)}
     results = []
-    for file in folder.glob("*.json"):
+    for name in store.listdir(COLDSTART):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
         try:
-            results.append(ColdStartResult(**json.loads(file.read_text(encoding="utf-8"))))
-        except (ValueError, TypeError):
+            raw = store.read_json(COLDSTART, name)
+            results.append(ColdStartResult(**{k: v for k, v in raw.items() if k in known}))
+        except (FileNotFoundError, ValueError, TypeError, AttributeError):
             continue  # a file that is not ours
     return sorted(results, key=lambda r: r.measured_at, reverse=True)
 

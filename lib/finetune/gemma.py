@@ -28,8 +28,8 @@ from lib.errors import UserError
 from lib.finetune.gemma_card import model_card, serve_command
 from lib.finetune.gemma_ckpt import (
     CheckpointMeta,
-    OutputFolder,
     check_compatible,
+    output_store,
     prune_checkpoints,
     publish_checkpoint,
     read_meta,
@@ -37,6 +37,7 @@ from lib.finetune.gemma_ckpt import (
 )
 from lib.finetune.gemma_data import load_split, sft_dataset
 from lib.finetune.gemma_eval import EvalSummary, evaluate_held_out
+from lib.store import Store
 
 __all__ = [
     "GemmaTrainConfig",
@@ -216,7 +217,7 @@ def _eval_from_dict(raw: dict[str, Any]) -> EvalSummary:
 
 
 def _callbacks(
-    cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, meta_base: CheckpointMeta, report: Progress,
+    cfg: GemmaTrainConfig, out: Store, staging: Path, meta_base: CheckpointMeta, report: Progress,
 ) -> list[Any]:
     from transformers import TrainerCallback
 
@@ -244,7 +245,7 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     """Run one training job end to end (see the module docstring); raises UserError on bad input."""
     report: Progress = progress or (lambda _p: None)
     started = time.perf_counter()
-    out = OutputFolder(cfg.out)
+    out = output_store(cfg.out)
     out.check_writable()
     train_photos, held_out = load_split(cfg.data_dir, cfg.test_per_breed)
     if cfg.eval_limit is not None:
@@ -268,7 +269,8 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     fingerprint = config_sha256(_load(AutoConfig, cfg.model_id))
     resume_from = complete[-1] if resume and complete else None
     if resume_from is not None:
-        check_compatible(read_meta(out, resume_from), cfg.model_id, fingerprint, out.url("checkpoints", resume_from.name))
+        check_compatible(read_meta(out, resume_from), cfg.model_id, fingerprint,
+                         out.url("checkpoints", resume_from.name))
 
     import torch
 
@@ -353,7 +355,7 @@ def make_trainer(
 
 
 def _train_and_save(
-    cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, model: Any, processor: Any, train_photos: list[Any],
+    cfg: GemmaTrainConfig, out: Store, staging: Path, model: Any, processor: Any, train_photos: list[Any],
     held_out: list[Any], before: EvalSummary | None, device: str, fingerprint: str, resume_step: int | None,
     report: Progress, eval_kwargs: dict[str, Any], torn: list[str], started: float,
 ) -> GemmaTrainResult:
@@ -435,7 +437,7 @@ def _train_and_save(
 
 
 def _save_merged(
-    cfg: GemmaTrainConfig, out: OutputFolder, staging: Path, peft_model: Any, processor: Any, adapter: Path, device: str
+    cfg: GemmaTrainConfig, out: Store, staging: Path, peft_model: Any, processor: Any, adapter: Path, device: str
 ) -> str:
     """Full weights with the adapter folded in; a 4-bit base is reloaded in bf16 first, so nothing is lost."""
     if cfg.qlora:

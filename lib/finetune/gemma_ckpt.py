@@ -1,4 +1,5 @@
-"""The Gemma trainer's output folder and its checkpoints: local folder, Cloud Storage mount or `gs://`.
+"""The Gemma trainer's output folder and its checkpoints: a results store (`lib.store`) rooted at `--out`,
+a local folder, a Cloud Storage mount or `gs://`.
 
 A checkpoint counts only once its `COMPLETE` marker exists, and the marker is written last:
 locally a checkpoint is assembled in `checkpoints/step-N.tmp` and renamed to `step-N` (atomic
@@ -17,11 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.store import Store
 
 __all__ = [
     "MARKER",
     "META_FILE",
-    "OutputFolder",
+    "output_store",
     "Checkpoint",
     "CheckpointMeta",
     "scan_checkpoints",
@@ -36,104 +38,10 @@ META_FILE = "pets_checkpoint.json"
 _STEP_DIR = re.compile(r"^step-(\d+)(\.tmp)?$")
 
 
-class OutputFolder:
-    """Where a run writes: a local path (or a bucket mounted as one) or an fsspec URL such as `gs://b/p`."""
-
-    def __init__(self, uri: str | Path):
-        import fsspec
-
-        text = str(uri).rstrip("/")
-        self.remote = "://" in text and not text.startswith("file://")
-        if self.remote:
-            self.fs, self.root = fsspec.core.url_to_fs(text)
-            self.uri = text
-        else:
-            self.fs = fsspec.filesystem("file")
-            self.root = str(Path(text.removeprefix("file://")).expanduser().resolve())
-            self.uri = self.root
-
-    def path(self, *parts: str) -> str:
-        """Path of `parts` below the root, in the filesystem's own notation."""
-        return "/".join([self.root, *parts])
-
-    def url(self, *parts: str) -> str:
-        """User-facing address of `parts` below the root (a `gs://` URL for a bucket)."""
-        return "/".join([self.uri, *parts])
-
-    def check_writable(self) -> None:
-        """Create the folder if needed and prove it is writable, or raise UserError saying why not."""
-        if self.remote:
-            bucket = self.root.lstrip("/").split("/", 1)[0]
-            try:
-                bucket_exists = self.fs.exists(bucket)
-            except Exception as exc:  # auth and network failures come in many types; the message says which
-                raise UserError(f"{self.uri}: cannot reach the output bucket ({type(exc).__name__}: {exc})") from None
-            if not bucket_exists:
-                raise UserError(f"{self.uri}: bucket {bucket!r} does not exist; create it or pass another --out")
-        probe = self.path(".write-probe")
-        try:
-            if not self.remote:
-                Path(self.root).mkdir(parents=True, exist_ok=True)
-            self.fs.pipe_file(probe, b"ok")
-            self.fs.rm_file(probe)
-        except (OSError, PermissionError) as exc:
-            raise UserError(f"{self.uri}: the output folder is not writable ({exc.__class__.__name__}: {exc})") from None
-        except Exception as exc:
-            raise UserError(f"{self.uri}: cannot write to the output folder ({type(exc).__name__}: {exc})") from None
-
-    def exists(self, *parts: str) -> bool:
-        return bool(self.fs.exists(self.path(*parts)))
-
-    def read_text(self, *parts: str) -> str:
-        return self.fs.cat_file(self.path(*parts)).decode()
-
-    def write_text(self, text: str, *parts: str) -> None:
-        """Write one small file; locally through a temporary name so readers never see half of it."""
-        if self.remote:
-            self.fs.pipe_file(self.path(*parts), text.encode())
-            return
-        target = Path(self.path(*parts))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-
-    def put_dir(self, local: Path, *parts: str) -> None:
-        """Copy a local folder to `parts` (replacing what is there)."""
-        target = self.path(*parts)
-        if self.remote:
-            for file in sorted(p for p in local.rglob("*") if p.is_file()):
-                self.fs.put_file(str(file), f"{target}/{file.relative_to(local).as_posix()}")
-            return
-        if Path(target).exists():
-            shutil.rmtree(target)
-        shutil.copytree(local, target)
-
-    def listdir(self, *parts: str) -> list[str]:
-        """Names directly under `parts` ([] if it does not exist)."""
-        where = self.path(*parts)
-        if not self.fs.exists(where):
-            return []
-        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(where, detail=False))
-
-    def remove(self, *parts: str) -> None:
-        where = self.path(*parts)
-        if self.fs.exists(where):
-            self.fs.rm(where, recursive=True)
-
-    def get_dir(self, local: Path, *parts: str) -> Path:
-        """A local copy of the folder at `parts` (the folder itself when the output is local)."""
-        if not self.remote:
-            return Path(self.path(*parts))
-        if local.exists():
-            shutil.rmtree(local)
-        local.mkdir(parents=True)
-        source = self.path(*parts)
-        for remote_file in self.fs.find(source):
-            relative = remote_file[len(source):].lstrip("/")
-            (local / relative).parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(remote_file, str(local / relative))
-        return local
+def output_store(uri: str | Path) -> Store:
+    """The trainer's output folder as a store (local path, Cloud Storage mount or `gs://`), with messages
+    that point at `--out`."""
+    return Store(uri, name="output folder", fix="pass another --out")
 
 
 @dataclass(frozen=True)
@@ -154,7 +62,7 @@ class Checkpoint:
     name: str
 
 
-def scan_checkpoints(out: OutputFolder) -> tuple[list[Checkpoint], list[str]]:
+def scan_checkpoints(out: Store) -> tuple[list[Checkpoint], list[str]]:
     """(complete checkpoints oldest first, names of torn ones): torn = `.tmp` or no marker."""
     complete, torn = [], []
     for name in out.listdir("checkpoints"):
@@ -168,7 +76,7 @@ def scan_checkpoints(out: OutputFolder) -> tuple[list[Checkpoint], list[str]]:
     return sorted(complete, key=lambda c: c.step), sorted(torn)
 
 
-def publish_checkpoint(out: OutputFolder, local: Path, meta: CheckpointMeta) -> Checkpoint:
+def publish_checkpoint(out: Store, local: Path, meta: CheckpointMeta) -> Checkpoint:
     """Make the trainer's local checkpoint folder `local` a complete `checkpoints/step-N` (marker last)."""
     name = f"step-{meta.step}"
     meta_text = json.dumps(asdict(meta), indent=2)
@@ -193,7 +101,7 @@ def publish_checkpoint(out: OutputFolder, local: Path, meta: CheckpointMeta) -> 
     return Checkpoint(meta.step, name)
 
 
-def prune_checkpoints(out: OutputFolder, keep: int) -> list[str]:
+def prune_checkpoints(out: Store, keep: int) -> list[str]:
     """Delete all but the newest `keep` complete checkpoints, and torn ones older than the newest complete."""
     complete, torn = scan_checkpoints(out)
     if not complete:
@@ -206,7 +114,7 @@ def prune_checkpoints(out: OutputFolder, keep: int) -> list[str]:
     return doomed
 
 
-def read_meta(out: OutputFolder, checkpoint: Checkpoint) -> CheckpointMeta:
+def read_meta(out: Store, checkpoint: Checkpoint) -> CheckpointMeta:
     """The metadata of a complete checkpoint; UserError if it was not written by this trainer."""
     try:
         raw = json.loads(out.read_text("checkpoints", checkpoint.name, META_FILE))

@@ -1,32 +1,36 @@
-"""Training runs as the Tuning page sees them: finished runs under the results root, the estimated
-cost of a job execution, a Gemma job launch, and any trainer running in a background thread."""
+"""Training runs as the Tuning page sees them: finished runs in the results store, the estimated
+cost of a job execution, a Gemma job launch, and the local trainer as a background job."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from lib.cost import DEFAULT_PRICES, PriceTable, compare
 from lib.errors import UserError
-from lib.finetune.gemma_ckpt import OutputFolder
+from lib.jobs import Job, JobControl
+from lib.store import RUN_ID, TUNING, Store, as_store, new_run_id
+
+if TYPE_CHECKING:
+    from lib.finetune.local import LocalTrainResult
 
 __all__ = [
     "TUNING_DIR",
     "FinishedRun",
+    "TrainingProgress",
     "list_finished_runs",
     "read_finished_run",
+    "new_tuning_run_name",
     "execution_cost_usd",
     "submit_gemma_job",
-    "BackgroundRun",
-    "RunSnapshot",
+    "local_training_job",
 ]
 
 # Gemma runs write to <results root>/tuning/<run name>/ so the page can find them.
-TUNING_DIR = "tuning"
+TUNING_DIR = TUNING
 
 
 @dataclass(frozen=True)
@@ -39,26 +43,34 @@ class FinishedRun:
     card: str | None
 
 
-def read_finished_run(folder: str, name: str | None = None) -> FinishedRun | None:
-    """The run in `folder` (local path or URL), or None when it has no readable metrics.json yet."""
-    out = OutputFolder(folder)
+def read_finished_run(folder: Store | str | Path, name: str | None = None) -> FinishedRun | None:
+    """The run in `folder` (a store, local path or URL), or None when it has no readable metrics.json yet."""
+    out = as_store(folder)
     try:
         metrics = json.loads(out.read_text("metrics.json"))
     except (FileNotFoundError, ValueError):
         return None
-    card = out.read_text("MODEL_CARD.md") if out.exists("MODEL_CARD.md") else None
+    if not isinstance(metrics, dict):
+        return None
+    try:
+        card: str | None = out.read_text("MODEL_CARD.md")
+    except FileNotFoundError:
+        card = None
     return FinishedRun(name or out.uri.rsplit("/", 1)[-1], out.uri, metrics, card)
 
 
-def list_finished_runs(results_root: str) -> list[FinishedRun]:
-    """Finished runs under `<results_root>/tuning/`, newest name last; unfinished folders are skipped."""
-    root = OutputFolder(results_root)
-    try:
-        names = root.listdir(TUNING_DIR)
-    except OSError as exc:
-        raise UserError(f"{root.url(TUNING_DIR)}: cannot list runs ({exc})") from None
-    runs = [read_finished_run(root.url(TUNING_DIR, name), name) for name in names]
+def list_finished_runs(results_root: Store | str) -> list[FinishedRun]:
+    """Finished runs under `<results_root>/tuning/`, newest name last; unfinished folders are skipped and a
+    store that cannot be read (a missing bucket) is a UserError."""
+    store = as_store(results_root)
+    runs = [read_finished_run(store.sub(TUNING_DIR, name), name)
+            for name in store.listdir(TUNING_DIR) if RUN_ID.match(name)]
     return [run for run in runs if run is not None]
+
+
+def new_tuning_run_name(model_id: str) -> str:
+    """A default run name: the one run-id format, labelled by the model (`20261128T101500Z-gemma-3-4b-it-3f2a`)."""
+    return new_run_id(model_id.rsplit("/", 1)[-1])
 
 
 def execution_cost_usd(duration_s: float | None, tasks: int, gpu_type: str | None,
@@ -95,66 +107,23 @@ def submit_gemma_job(
 
 
 @dataclass(frozen=True)
-class RunSnapshot:
-    """A background run at one moment: `state` is running|succeeded|failed."""
+class TrainingProgress:
+    """Where the local trainer stands: `stage` (extracting, training, ...) and `done` of `total` in it."""
 
-    label: str
-    state: str
     stage: str
     done: int
     total: int
-    started: float
-    elapsed_s: float
-    result: Any = None
-    error: str | None = None
-    log: tuple[str, ...] = field(default_factory=tuple)
 
 
-class BackgroundRun:
-    """Runs `work(progress)` in a daemon thread; `progress(stage, done, total)` updates what `snapshot()` shows.
+def local_training_job(data_dir: Path, out_dir: Path) -> Job[LocalTrainResult]:
+    """Train `pets-tuned` on the CPU as a background job; progress is a `TrainingProgress`, stages are logged."""
 
-    Pages keep the object in session state and poll it; nothing here knows about Streamlit.
-    """
+    def work(control: JobControl) -> LocalTrainResult:
+        from lib.finetune.local import train_local  # torch and the backbone load only when training
 
-    def __init__(self, label: str, work: Callable[[Callable[[str, int, int], None]], Any]):
-        self.label = label
-        self._work = work
-        self._lock = threading.Lock()
-        self._state, self._stage, self._done, self._total = "running", "starting", 0, 0
-        self._result: Any = None
-        self._error: str | None = None
-        self._log: list[str] = []
-        self._started = time.time()
-        self._ended: float | None = None
-        self._thread = threading.Thread(target=self._main, name=f"train-{label}", daemon=True)
-        self._thread.start()
+        def progress(stage: str, done: int, total: int) -> None:
+            control.report(TrainingProgress(stage, done, total), stage=stage)
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        with self._lock:
-            if stage != self._stage:
-                self._log.append(f"{time.time() - self._started:6.1f} s  {stage}")
-            self._stage, self._done, self._total = stage, done, total
+        return train_local(data_dir, out_dir, progress=progress)
 
-    def _main(self) -> None:
-        try:
-            result = self._work(self._progress)
-        except UserError as exc:
-            outcome: tuple[str, Any, str | None] = ("failed", None, str(exc))
-        except Exception as exc:  # a page must show the failure, not lose it in a thread
-            outcome = ("failed", None, f"{type(exc).__name__}: {exc}")
-        else:
-            outcome = ("succeeded", result, None)
-        with self._lock:
-            self._state, self._result, self._error = outcome
-            self._ended = time.time()
-
-    def snapshot(self) -> RunSnapshot:
-        with self._lock:
-            end = self._ended or time.time()
-            return RunSnapshot(self.label, self._state, self._stage, self._done, self._total, self._started,
-                               end - self._started, self._result, self._error, tuple(self._log))
-
-    def join(self, timeout_s: float | None = None) -> RunSnapshot:
-        """Wait for the thread (tests and scripts); returns the final snapshot."""
-        self._thread.join(timeout_s)
-        return self.snapshot()
+    return Job("pets-tuned", work)

@@ -12,6 +12,7 @@ shared httpx client, which is also selectable with `client="httpx"`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import threading
@@ -28,6 +29,7 @@ import numpy as np
 from lib.client import BackendClient, chat_request, make_http_client
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
+from lib.jobs import Job, JobControl
 from lib.loadgen.rawhttp import RawSender
 from lib.loadgen.records import RecordWriter, RequestRecord, RunHeader
 from lib.loadgen.schedule import LoadProfile, arrival_offsets_s, concurrency_share, task_share
@@ -39,7 +41,7 @@ __all__ = [
     "LoadPlan",
     "LoadResult",
     "LoadRun",
-    "BackgroundLoad",
+    "load_job",
     "prepare_payloads",
     "text_payload",
     "chat_url",
@@ -123,6 +125,8 @@ async def backend_headers(backend: Backend) -> dict[str, str]:
 
 class Sender(Protocol):
     async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]: ...
+
+    async def aclose(self) -> None: ...
 
 
 def _status_error(status: int) -> tuple[str, str]:
@@ -288,10 +292,8 @@ class LoadRun:
         self._stop.set()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: nothing left to wake
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
 
     def header(self) -> RunHeader:
         p, plan = self.plan.profile, self.plan
@@ -455,10 +457,8 @@ class LoadRun:
             wait = t0 + schedule[i] - now
             if wait > 0.002:
                 # coarse: the selector's timeout is ~1 ms granular, so wake a little early
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(wait - 0.0015, 0.2))
-                except asyncio.TimeoutError:
-                    pass
                 continue
             if wait > 0:
                 # fine: yield until due (spin), or sleep and accept the selector's ~1 ms granularity
@@ -520,31 +520,12 @@ async def run_load(plan: LoadPlan) -> LoadResult:
     return await LoadRun(plan).run()
 
 
-class BackgroundLoad:
-    """A run on its own thread and event loop, for pages: poll `records`, call `stop()`, read `result`."""
+def load_job(run: LoadRun) -> Job[LoadResult]:
+    """`run` as a background job on its own event loop, for pages: read live records from `run.records`;
+    `job.stop()` stops the run (nothing more is sent; in-flight requests are recorded as interrupted)."""
 
-    def __init__(self, plan: LoadPlan) -> None:
-        self.run = LoadRun(plan)
-        self.result: LoadResult | None = None
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._main, name="loadgen", daemon=True)
+    def work(control: JobControl) -> LoadResult:
+        control.on_stop(run.stop)
+        return asyncio.run(run.run())
 
-    def start(self) -> "BackgroundLoad":
-        self._thread.start()
-        return self
-
-    def _main(self) -> None:
-        try:
-            self.result = asyncio.run(self.run.run())
-        except Exception as exc:  # shown by the page, never lost silently
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive() and self._thread.ident is not None
-
-    def stop(self) -> None:
-        self.run.stop()
-
-    def join(self, timeout_s: float | None = None) -> None:
-        self._thread.join(timeout_s)
+    return Job(f"load {run.plan.model}", work)

@@ -1,67 +1,60 @@
-"""Load runs under the results root: `<root>/loadgen/<run_id>/records.jsonl` and `summary.json`.
+"""Load runs in the results store (`lib.store`): `<root>/loadgen/<run_id>/records.jsonl` and `summary.json`.
 
-The engine writes records to a local file as it goes; `save_run` copies them (and the summary) to
-the results root, which may be a folder or a `gs://` bucket (through `lib.results.ResultsRoot`).
+The engine writes records to a local file as it goes; `save_run` copies them (and the summary) into
+the store, which may be a folder or a `gs://` bucket. Run ids come from `lib.store.new_run_id`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lib.errors import UserError
 from lib.loadgen.engine import LoadResult
-from lib.accuracy import ResultsRoot
+from lib.store import LOADGEN, RUN_ID, Store, as_store, check_run_id
 
-__all__ = ["new_load_run_id", "save_run", "list_saved_runs"]
+__all__ = ["save_run", "list_saved_runs", "local_records_dir"]
 
-
-def new_load_run_id(backend: str, now_s: float | None = None) -> str:
-    """`20261128-031500-pets-tuned`: sortable by time, safe as a folder name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now_s if now_s is not None else time.time()))
-    return f"{stamp}-{re.sub(r'[^A-Za-z0-9._-]+', '-', backend)[:60]}"
+SUMMARY_FILE = "summary.json"
+RECORDS_FILE = "records.jsonl"
 
 
 def save_run(
-    result: LoadResult, results_root: str, run_id: str, *, extra: dict[str, Any] | None = None
+    result: LoadResult, results_root: Store | str, run_id: str, *, extra: dict[str, Any] | None = None
 ) -> str:
-    """Copy a finished run's records and summary under the results root; returns the run's address."""
-    root = ResultsRoot(results_root)
-    try:
-        root.fs.makedirs(root.path("loadgen", run_id), exist_ok=True)
-        root.fs.put_file(str(result.records_path), root.path("loadgen", run_id, "records.jsonl"))
-        summary = {
-            "run_id": run_id,
-            "header": asdict(result.header),
-            "summary": result.summary.to_dict(),
-            **(extra or {}),
-        }
-        with root.fs.open(root.path("loadgen", run_id, "summary.json"), "w") as f:
-            f.write(json.dumps(summary, indent=1))
-    except OSError as exc:
-        raise UserError(f"cannot save the load run under {root.uri}: {exc}") from None
-    return root.url("loadgen", run_id)
+    """Copy a finished run's records and summary into the store; returns the run's address.
+
+    The summary is written last, so a listed run always has its records beside it.
+    """
+    store = as_store(results_root)
+    check_run_id(run_id)
+    store.put_file(result.records_path, LOADGEN, run_id, RECORDS_FILE)
+    summary = {"run_id": run_id, "header": asdict(result.header), "summary": result.summary.to_dict(),
+               **(extra or {})}
+    store.write_json(summary, LOADGEN, run_id, SUMMARY_FILE)
+    return store.url(LOADGEN, run_id)
 
 
-def list_saved_runs(results_root: str) -> list[dict[str, Any]]:
-    """Saved load runs' summaries, newest first (unreadable ones skipped)."""
-    root = ResultsRoot(results_root)
-    try:
-        paths = root.fs.glob(root.path("loadgen", "*", "summary.json"))
-    except (OSError, FileNotFoundError):
-        return []
+def list_saved_runs(results_root: Store | str) -> list[dict[str, Any]]:
+    """Saved load runs' summaries, newest first; unreadable ones are skipped, a store that cannot be
+    read (a missing bucket) is a UserError."""
+    store = as_store(results_root)
     runs = []
-    for path in sorted(paths, reverse=True):
-        try:
-            with root.fs.open(path, "r") as f:
-                runs.append(json.load(f))
-        except (OSError, ValueError):
+    for run_id in store.listdir(LOADGEN):
+        if not RUN_ID.match(run_id):
             continue
-    return runs
+        try:
+            summary = store.read_json(LOADGEN, run_id, SUMMARY_FILE)
+        except (FileNotFoundError, ValueError):
+            continue  # still being saved, or not ours
+        if isinstance(summary, dict):
+            runs.append(summary)
+
+    def started(summary: dict[str, Any]) -> tuple[float, str]:
+        header = summary.get("header") or {}
+        return float(header.get("start_unix_s") or 0.0), str(summary.get("run_id", ""))
+
+    return sorted(runs, key=started, reverse=True)
 
 
 def local_records_dir(cache_dir: Path) -> Path:

@@ -11,9 +11,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from lib.accuracy import list_runs, read_records, summarize
+from lib.store import Store
 from testkit.evalkit import write_run
-from lib.accuracy import summarize
-from lib.accuracy import ResultsRoot
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def count(node, kind: str) -> int:
 
 @pytest.fixture()
 def app(monkeypatch: pytest.MonkeyPatch, results_root: Path, pets: Path):
-    root = ResultsRoot(results_root)
+    root = Store(results_root)
     runs = {
         "old-base": write_run(root, "old-base", BASE, backend="pets-base", role="base", started=100, data_dir=str(pets)),
         "base": write_run(root, "base", BASE, backend="pets-base", role="base", started=200, data_dir=str(pets)),
@@ -60,8 +60,8 @@ def test_latest_base_and_tuned_runs_side_by_side_with_lib_metrics_figures(app) -
     assert at.selectbox(key="baseline-run").value == "base" and at.selectbox(key="tuned-run").value == "tuned"
     metrics = {m.label: m for m in at.metric}
     root = app.root
-    base = summarize(root.read_records("base").records)
-    tuned = summarize(root.read_records("tuned").records)
+    base = summarize(read_records(root, "base").records)
+    tuned = summarize(read_records(root, "tuned").records)
     assert metrics["Baseline accuracy · pets-base"].value == f"{base.accuracy:.1%}" == "50.0%"
     assert metrics["Tuned accuracy · pets-tuned"].value == f"{tuned.accuracy:.1%}" == "83.3%"
     assert metrics["Photos fixed / broken by tuning"].value == "3 / 1"
@@ -130,19 +130,32 @@ def test_photos_missing_on_this_machine_are_explained(app) -> None:
     assert any(c.value.startswith("**pug_9999**") for c in at.caption)
 
 
-def test_no_runs_and_a_missing_root_are_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("APP_MODE", "attendee")
-    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "missing" / "root"))
+def open_page(monkeypatch: pytest.MonkeyPatch, results_root: str, mode: str = "attendee") -> AppTest:
+    monkeypatch.setenv("APP_MODE", mode)
+    monkeypatch.setenv("RESULTS_ROOT", results_root)
     st.cache_data.clear()
     st.cache_resource.clear()  # settings are read once per process
-    at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
-    assert any("does not exist" in e.value for e in at.error)
-    (tmp_path / "empty").mkdir()
-    monkeypatch.setenv("RESULTS_ROOT", str(tmp_path / "empty"))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
+    return AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
+
+
+def test_a_fresh_clone_without_a_results_folder_shows_no_runs_yet(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    at = open_page(monkeypatch, str(tmp_path / "not" / "created" / "yet"))
+    assert not at.exception and not at.error
     assert any("No evaluation runs yet" in i.value for i in at.info)
+    assert not (tmp_path / "not").exists()  # reading the page creates nothing
+    (tmp_path / "empty").mkdir()
+    at = open_page(monkeypatch, str(tmp_path / "empty"))
+    assert any("No evaluation runs yet" in i.value for i in at.info)
+
+
+def test_a_results_bucket_that_does_not_exist_is_one_sentence(monkeypatch: pytest.MonkeyPatch, gcs) -> None:
+    at = open_page(monkeypatch, "gs://no-such-bucket/results", mode="presenter")
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "gs://no-such-bucket/results: bucket 'no-such-bucket' does not exist; create it or set RESULTS_ROOT or "
+        "pass --out"]
+    assert [b for b in at.button if b.key == "run-eval"]  # the presenter's panel still works
 
 
 def test_the_presenter_runs_a_new_evaluation_and_sees_it_finish(app, local_server: str,
@@ -154,11 +167,11 @@ def test_the_presenter_runs_a_new_evaluation_and_sees_it_finish(app, local_serve
     assert not at.exception
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(r.photo_count == 4 and r.finished_unix_s
-                                                  for r in app.root.list_runs()):
+                                                  for r in list_runs(app.root)):
         time.sleep(0.2)
-    run = next(r for r in app.root.list_runs() if r.photo_count == 4)
+    run = next(r for r in list_runs(app.root) if r.photo_count == 4)
     assert run.backend == "pets-tuned" and run.role == "tuned" and run.finished_unix_s
-    assert len(app.root.read_records(run.run_id).records) == 4
+    assert len(read_records(app.root, run.run_id).records) == 4
     # run.json is written just before the background job records its result: poll the page briefly.
     deadline = time.monotonic() + 10
     while True:

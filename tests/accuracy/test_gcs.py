@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from testkit.evalkit import write_run
+from lib.accuracy import (
+    EvalOptions,
+    compare_runs,
+    list_runs,
+    load_run,
+    read_info,
+    read_records,
+    run_evaluation,
+    write_info,
+)
 from lib.errors import UserError
-from lib.accuracy import EvalOptions, run_evaluation
 from lib.registry import Backend
-from lib.accuracy import compare_runs, load_run
-from lib.accuracy import ResultsRoot
+from lib.store import Store
+from testkit.evalkit import write_run
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +33,9 @@ def test_a_run_in_a_bucket_is_written_listed_read_and_resumed(gcs, photos: Path,
     first = run_evaluation(EvalOptions(b, photos, ROOT, concurrency=4, split="all", limit=12))
     assert first.run_url == f"{ROOT}/evals/{first.run_id}" and first.complete
     assert gcs.exists(f"pets-results/demo/evals/{first.run_id}/records.jsonl")
-    root = ResultsRoot(ROOT)
-    assert [r.run_id for r in root.list_runs()] == [first.run_id]
-    run = root.read_records(first.run_id)
+    root = Store(ROOT)
+    assert [r.run_id for r in list_runs(root)] == [first.run_id]
+    run = read_records(root, first.run_id)
     assert len(run.records) == 12 and not run.torn
     assert sum(r.correct for r in run.records) == 3 == first.metrics.correct
 
@@ -35,19 +43,19 @@ def test_a_run_in_a_bucket_is_written_listed_read_and_resumed(gcs, photos: Path,
     data = gcs.cat_file(f"pets-results/demo/evals/{first.run_id}/records.jsonl")
     lines = data.splitlines(keepends=True)
     gcs.pipe_file(f"pets-results/demo/evals/{first.run_id}/records.jsonl", b"".join(lines[:5]) + lines[5][:20])
-    info = root.read_info(first.run_id)
-    root.write_info(type(info)(**{**info.__dict__, "finished_unix_s": None}))
-    assert root.read_records(first.run_id).torn
+    info = read_info(root, first.run_id)
+    write_info(root, type(info)(**{**info.__dict__, "finished_unix_s": None}))
+    assert read_records(root, first.run_id).torn
     before = server.requests
     again = run_evaluation(EvalOptions(b, photos, ROOT, concurrency=4, split="all", limit=12))
     assert again.run_id == first.run_id and again.resumed and again.torn_repaired
     assert again.skipped == 5 and again.asked == 7 and server.requests - before == 7
-    final = root.read_records(first.run_id)
+    final = read_records(root, first.run_id)
     assert len(final.records) == 12 and len({r.photo_id for r in final.records}) == 12 and not final.torn
 
 
 def test_the_report_reads_runs_from_a_bucket(gcs) -> None:
-    root = ResultsRoot(ROOT)
+    root = Store(ROOT)
     write_run(root, "base", [("pug_1", "pug", "beagle"), ("pug_2", "pug", "pug")], role="base", started=1)
     write_run(root, "tuned", [("pug_1", "pug", "pug"), ("pug_2", "pug", "pug")], role="tuned", started=2)
     view = compare_runs(load_run(root, "base"), load_run(root, "tuned"))
@@ -56,7 +64,7 @@ def test_the_report_reads_runs_from_a_bucket(gcs) -> None:
 
 def test_a_bucket_that_does_not_exist_is_a_clear_error(gcs, photos: Path) -> None:
     with pytest.raises(UserError, match="bucket 'no-such-bucket' does not exist"):
-        ResultsRoot("gs://no-such-bucket/x").check_readable()
+        Store("gs://no-such-bucket/x").check_readable()
     with pytest.raises(UserError, match="bucket 'no-such-bucket' does not exist"):
         run_evaluation(EvalOptions(Backend(name="m", base_url="http://127.0.0.1:9/v1", model="m"), photos,
                                    "gs://no-such-bucket/x", split="all"))

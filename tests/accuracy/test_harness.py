@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from testkit.evalkit import make_photos, read_jsonl
+from lib.accuracy import EvalOptions, Progress, evaluation_job, read_info, read_records, run_evaluation, write_info
 from lib.breeds import breed_from_filename
-from lib.errors import UserError
-from lib.accuracy import EvalJob, EvalOptions, run_evaluation
 from lib.data import select_photos
+from lib.errors import UserError
 from lib.registry import Backend
-from lib.accuracy import ResultsRoot
+from lib.store import Store
+from testkit.evalkit import make_photos, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def test_every_photo_gets_one_record_and_the_figures_count_them(photos: Path, tm
     assert all(r["truth"] == breed_from_filename(r["photo_id"] + ".jpg") for r in rows)
     assert server.requests == 20 and result.asked == 20 and result.complete
     assert result.metrics.accuracy == 5 / 20 and result.metrics.errors == 0
-    info = ResultsRoot(tmp_path / "r").read_info(result.run_id)
+    info = read_info(Store(tmp_path / "r"), result.run_id)
     assert info.finished_unix_s is not None and info.photo_count == 20 and info.split == "all"
 
 
@@ -62,15 +62,19 @@ def test_a_finished_run_asked_again_is_a_new_run_and_an_unfinished_one_resumes(p
     second = run_evaluation(opts)
     assert second.run_id != first.run_id and not second.resumed and server.requests == 40
     # An interrupted run (a stop half-way) is picked up by the same question: only the rest is asked.
-    job = EvalJob(EvalOptions(backend(scripted(answer="pug", delay_s=0.05).url), photos, str(tmp_path / "b"),
-                              concurrency=1, split="all")).start()
-    while job.progress is None or job.progress.done < 5:
+    slow = backend(scripted(answer="pug", delay_s=0.05).url)
+    job = evaluation_job(EvalOptions(slow, photos, str(tmp_path / "b"), concurrency=1, split="all")).start()
+    progress: Progress | None = None
+    while job.running and (progress is None or progress.done < 5):
         time.sleep(0.01)
-    job.cancel()
-    assert job.wait(10) and job.result is not None and not job.result.complete
-    done = job.result.asked
-    again = run_evaluation(EvalOptions(job.options.backend, photos, str(tmp_path / "b"), concurrency=4, split="all"))
-    assert again.run_id == job.result.run_id and again.resumed
+        progress = job.snapshot().progress
+    job.stop()
+    stopped = job.wait(10)
+    assert progress is not None and progress.run_id == stopped.result.run_id and progress.total == 20
+    assert stopped.state == "stopped" and not stopped.result.complete and 5 <= stopped.result.asked < 20
+    done = stopped.result.asked
+    again = run_evaluation(EvalOptions(slow, photos, str(tmp_path / "b"), concurrency=4, split="all"))
+    assert again.run_id == stopped.result.run_id and again.resumed
     assert again.skipped == done and again.asked == 20 - done and again.complete
 
 
@@ -106,8 +110,8 @@ def test_a_resumed_run_cuts_a_torn_line_and_asks_that_photo_again(photos: Path, 
     path = records_file(tmp_path, first.run_id)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:4]) + lines[4][:25])  # crash: 4 records and half of the fifth
-    info = ResultsRoot(tmp_path).read_info(first.run_id)
-    ResultsRoot(tmp_path).write_info(type(info)(**{**info.__dict__, "finished_unix_s": None}))
+    info = read_info(Store(tmp_path), first.run_id)
+    write_info(Store(tmp_path), type(info)(**{**info.__dict__, "finished_unix_s": None}))
     again = run_evaluation(EvalOptions(backend(server.url), photos, str(tmp_path), split="all", limit=6))
     assert again.run_id == first.run_id and again.torn_repaired and again.skipped == 4 and again.asked == 2
     rows = read_jsonl(path)
@@ -176,7 +180,7 @@ def test_resume_after_a_kill_asks_only_the_missing_photos(tmp_path: Path, script
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = ResultsRoot(tmp_path / "r").read_records(recorded[0].parent.name)
+    before = read_records(Store(tmp_path / "r"), recorded[0].parent.name)
     kept = {r.photo_id for r in before.records}
     assert 8 <= len(kept) < 40 and before.info.finished_unix_s is None
     asked_before = server.requests
@@ -208,5 +212,5 @@ def test_local_server_on_the_shared_photos_matches_an_independent_count(local_se
     right = sum(parse_breed(r["raw"]) == breed_from_filename(r["photo_id"] + ".jpg") for r in rows)
     assert summary["accuracy"] == right / 40
     assert len({r["truth"] for r in rows}) == 37  # --limit takes one breed after another
-    info = ResultsRoot(tmp_path).read_info(summary["run_id"])
+    info = read_info(Store(tmp_path), summary["run_id"])
     assert info.role == "tuned" and info.split == "test" and info.concurrency == 4

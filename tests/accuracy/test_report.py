@@ -7,13 +7,13 @@ import io
 import re
 from pathlib import Path
 
+from lib.accuracy import compare_runs, default_pair, headline_rows, html_report, list_runs, load_run, records_csv
+from lib.store import Store
 from testkit.evalkit import make_photos, write_run
-from lib.accuracy import compare_runs, default_pair, headline_rows, html_report, load_run, records_csv
-from lib.accuracy import ResultsRoot
 
 
 def view(tmp_path: Path):
-    root = ResultsRoot(tmp_path / "r")
+    root = Store(tmp_path / "r")
     write_run(root, "b", [("pug_1", "pug", "beagle"), ("pug_2", "pug", "pug"), ("beagle_1", "beagle", "beagle")],
               role="base", started=1)
     write_run(root, "t", [("pug_1", "pug", "pug"), ("pug_2", "pug", "pug"), ("beagle_1", "beagle", "pug")],
@@ -41,10 +41,10 @@ def test_the_csv_has_one_row_per_photo_with_both_answers(tmp_path: Path) -> None
 
 
 def test_default_pair_is_the_latest_of_each_role(tmp_path: Path) -> None:
-    root = ResultsRoot(tmp_path)
+    root = Store(tmp_path)
     write_run(root, "b1", [("pug_1", "pug", "pug")], role="base", started=1)
     write_run(root, "t1", [("pug_1", "pug", "pug")], role="tuned", started=2)
     write_run(root, "b2", [("pug_1", "pug", "pug")], role="base", started=3)
     write_run(root, "x", [("pug_1", "pug", "pug")], role=None, started=4)
-    assert default_pair(root.list_runs()) == ("b2", "t1")
-    assert default_pair([r for r in root.list_runs() if r.role is None]) == (None, "x")  # newest is "tuned"
+    assert default_pair(list_runs(root)) == ("b2", "t1")
+    assert default_pair([r for r in list_runs(root) if r.role is None]) == (None, "x")  # newest is "tuned"

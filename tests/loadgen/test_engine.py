@@ -13,7 +13,7 @@ from aiohttp import web
 from lib.client import BackendClient, RetryPolicy, chat_request
 from lib.errors import UserError
 from lib.images import prepare_jpeg
-from lib.loadgen.engine import BackgroundLoad, LoadPlan, chat_url, prepare_payloads, run_load, text_payload
+from lib.loadgen import LoadPlan, LoadRun, chat_url, load_job, prepare_payloads, run_load, text_payload
 from lib.loadgen.records import read_run
 from lib.loadgen.schedule import LoadProfile
 from lib.registry import Backend
@@ -100,16 +100,17 @@ async def test_nothing_listening_is_a_connect_error(tmp_path, client):
 
 
 def test_stop_half_way_keeps_and_summarises_the_records(noop, tmp_path):
-    load = BackgroundLoad(plan(noop, tmp_path, prefix="/slow/400", rate_rps=20, duration_s=30)).start()
-    time.sleep(1.0)
-    assert 5 <= len(load.run.records) <= 22  # answers arrive while it runs
-    load.stop()
-    load.join(10)
-    assert load.done and load.error is None
-    s = load.result.summary
-    assert s.interrupted and s.requests_interrupted >= 4 and s.requests_ok >= 5
-    assert s.duration_s < 2
-    assert len(read_run(load.result.records_path).records) == s.requests_sent
+    run = LoadRun(plan(noop, tmp_path, prefix="/slow/400", rate_rps=20, duration_s=30))
+    job = load_job(run).start()
+    while job.running and len(run.records) < 5:  # answers arrive while it runs
+        time.sleep(0.02)
+    job.stop()  # the job's stop hook stops the run: nothing more is sent, in-flight requests are recorded
+    final = job.wait(10)
+    assert final.state == "stopped" and final.error is None
+    s = final.result.summary
+    assert s.interrupted and s.requests_interrupted >= 1 and s.requests_ok >= 5
+    assert s.duration_s < run.plan.profile.duration_s and s.requests_sent < run.schedule_s.size
+    assert len(read_run(final.result.records_path).records) == s.requests_sent == len(run.records)
 
 
 async def test_bodies_are_byte_identical_to_the_one_client(photos, tmp_path):

@@ -91,3 +91,18 @@ def test_a_poisson_ramp_against_the_local_pets_tuned_server(local_server, pets, 
     saved = list((tmp_path / "results" / "loadgen").glob("*/summary.json"))
     summary = json.loads(saved[0].read_text())["summary"]
     assert summary["requests_ok"] > 30 and summary["requests_failed"] == 0
+
+
+def test_a_run_that_cannot_be_saved_says_why_and_keeps_its_records(noop, tmp_path, monkeypatch, gcs):
+    monkeypatch.setenv("MODELS_TOML", str(write_registry(tmp_path, "noop", f"{noop}/v1", "noop")))
+    monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/results")
+    monkeypatch.setenv("PETS_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO / "app_pages" / "live.py"), default_timeout=30)
+    at.run()
+    drive(at, "noop", shape="steady", rate_from=0, rate_to=20, duration=1.0, photos=False)
+    wait_done(at, 15)
+    assert not at.exception, at.exception
+    [saved] = [m.value for m in at.markdown if m.value.startswith("Records and summary saved to")]
+    assert "not saved: gs://no-such-bucket/results: bucket 'no-such-bucket' does not exist" in saved
+    kept = list((tmp_path / "cache" / "loadgen").glob("*.jsonl"))
+    assert len(kept) == 1 and kept[0].name in saved  # the records stay on this machine, named in the message
