@@ -34,6 +34,7 @@ from lib.accuracy.report import (
     comparison_frame,
     confusion_figure,
     default_pair,
+    format_points,
     headline_rows,
     html_report,
     load_run,
@@ -50,6 +51,6 @@ __all__ = [
     "EvalRecord", "RecordWriter", "ResultsRoot", "RunInfo", "RunRecords", "finished", "git_commit", "new_run_id",
     "parse_records",
     "ComparisonView", "RunView", "answer_text", "compare_runs", "comparison_frame", "confusion_figure",
-    "default_pair", "headline_rows", "html_report", "load_run", "per_breed_figure", "photo_path", "records_csv",
-    "side_answer",
+    "default_pair", "format_points", "headline_rows", "html_report", "load_run", "per_breed_figure", "photo_path",
+    "records_csv", "side_answer",
 ]
