@@ -185,6 +185,16 @@ def _figures(m: RunMetrics) -> dict[str, Any]:
     return {k: v for k, v in asdict(m).items() if not k.startswith("latency_")}
 
 
+def _shown(data_dir: Path) -> str:
+    """The photo folder as a reader of the card would type it: inside the checkout, or beside it."""
+    resolved = data_dir.resolve()
+    if resolved.is_relative_to(REPO_ROOT):
+        return str(resolved.relative_to(REPO_ROOT))
+    if resolved.is_relative_to(REPO_ROOT.parent):
+        return f"../{resolved.relative_to(REPO_ROOT.parent)}"
+    return str(data_dir)
+
+
 def _write_reports(out_dir: Path, r: LocalTrainResult, data_dir: Path, train: list[Photo], answers: HeldOutAnswers,
                    reg: float, max_side: int) -> None:
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -201,11 +211,7 @@ def _write_reports(out_dir: Path, r: LocalTrainResult, data_dir: Path, train: li
         "train_ids": [p.id for p in train], "test_ids": [a["photo_id"] for a in per_photo], "answers": per_photo,
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    try:
-        shown = data_dir.resolve().relative_to(REPO_ROOT.parent)
-        shown_data = f"../{shown}"
-    except ValueError:
-        shown_data = str(data_dir)
+    shown_data = _shown(data_dir)
     cats = sum(get_breed(b).species == "cat" for b in BREED_IDS)
     held = ("the dataset's official test list held out" if r.split_source == "official"
             else "2 photos per breed held out by a hash of the file name")
@@ -220,8 +226,8 @@ receives it (longest side {max_side} px, re-encoded as JPEG by the client).
 - Method: L2 logistic regression over [standardised 1280-d features, 1000 ImageNet logits],
   initialised at and regularised towards the ImageNet classifier for the 25 breeds it knows
   (reg={reg}, {r.steps} Adam steps, final loss {r.final_loss:.3f}).
-- Held-out accuracy: **{r.test_accuracy:.1%}** on {r.n_test} photos it did not train on; pets-base on the
-  same photos: {r.base_test_accuracy:.1%} ({format_points(r.test_accuracy - r.base_test_accuracy)}). Counted as
+- Held-out accuracy: **{r.test_accuracy:.1%}** on {r.n_test} photos it did not train on (pets-base on the same
+  photos: {r.base_test_accuracy:.1%}, so {format_points(r.test_accuracy - r.base_test_accuracy)}), counted as
   `python -m lib eval` counts them through the server: free-text answers parsed by `lib.breeds.parse_breed`.
 - Limits: a small training set; photos are Oxford-IIIT Pet (CC BY-SA 4.0); not for other species.
 
