@@ -70,6 +70,13 @@ def test_latest_base_and_tuned_runs_side_by_side_with_lib_metrics_figures(app) -
     assert at.query_params["baseline"] == "base" and at.query_params["tuned"] == "tuned"
 
 
+def test_the_difference_is_in_percentage_points(app) -> None:
+    at = app()
+    assert {m.label: m for m in at.metric}["Tuned accuracy · pets-tuned"].delta == "+33.3 pts"
+    assert any("tuning changed accuracy by **+33.3 pts** (95% interval " in m.value and " pts); " in m.value
+               for m in at.markdown)
+
+
 def test_galleries_show_the_photos_fixed_and_broken_by_tuning(app) -> None:
     at = app()
     captions = [c.value for c in at.caption]
