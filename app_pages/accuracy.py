@@ -217,7 +217,7 @@ st.table({"": [r[0] for r in headline_rows(view)], "Baseline": [r[1] for r in he
 tab_breeds, tab_conf, tab_photos, tab_drill, tab_share = st.tabs(
     ["Per breed", "Confusion", "Fixed and broken", "One photo", "Download and share"])
 rows = comparison_frame(view).set_index("photo_id")
-folders = [a.info.data_dir, b.info.data_dir, data_dir]
+folders: list[str | Path | None] = [a.info.data_dir, b.info.data_dir, data_dir]
 
 with tab_breeds:
     st.plotly_chart(per_breed_figure(view), width="stretch", key="per-breed")
