@@ -7,10 +7,15 @@ PORT ?= 8501
 LOCAL_PORT ?= 8100
 # The dashboard answers on this machine only unless asked (HOST=0.0.0.0 make run).
 HOST ?= 127.0.0.1
-# The shared sample photos beside the checkout, unless PETS_DIR says otherwise.
-export PETS_DIR ?= $(abspath $(wildcard ../shared/pets))
+# Photos: PETS_DIR when set, else data/pets once `make data` made it, else ../shared/pets
+# (one rule, in lib.data.default_data_dir, that every page and command follows).
+# `make data` downloads the Oxford-IIIT Pet dataset into DATA_DIR (git-ignored). DATA_BASE_URL and
+# DATA_EXPECT (space-separated NAME=SIZE:MD5) point it at another copy of the archives, e.g. a test server.
+DATA_DIR ?= data/pets
+DATA_BASE_URL ?=
+DATA_EXPECT ?=
 
-.PHONY: run test test-fast test-slow serve-local train-local bench install-run install-dev clean
+.PHONY: run test test-fast test-slow serve-local train-local data bench install-run install-dev clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +49,12 @@ serve-local: install-run
 
 ## train-local: retrain the shipped pets-tuned head from the sample photos
 train-local: install-run
-	$(PY) -m lib finetune local --data "$(PETS_DIR)" --out artifacts/pets-tuned
+	$(PY) -m lib finetune local $(if $(PETS_DIR),--data "$(PETS_DIR)") --out artifacts/pets-tuned
+
+## data: download the Oxford-IIIT Pet dataset (7,349 photos, 774 MiB) into DATA_DIR; run it again to resume
+data: install-run
+	$(PY) -m lib data download --dest "$(DATA_DIR)" $(if $(DATA_BASE_URL),--base-url "$(DATA_BASE_URL)") \
+		$(foreach e,$(DATA_EXPECT),--expect $(e))
 
 clean:
 	rm -rf $(VENV) .cache

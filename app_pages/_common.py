@@ -17,7 +17,7 @@ import streamlit as st
 from lib import access as access_rules
 from lib.access import Rate, RateLimiter, Verdict
 from lib.client import ClientPool, Health, Prediction
-from lib.data import Photo, list_photos
+from lib.data import GET_PHOTOS, Photo, default_data_dir, list_photos
 from lib.errors import UserError
 from lib.images import ImageLimits
 from lib.local import start_local_server, stop_process
@@ -25,8 +25,8 @@ from lib.registry import Backend, Registry, filter_backends, group_by_server, lo
 from lib.settings import Settings, load_settings
 
 __all__ = [
-    "settings", "registry", "backends", "pool", "health", "classify", "sample_photos", "thumbnail",
-    "backend_picker", "show_registry_problems", "start_local_models", "image_limits", "digest", "access",
+    "settings", "registry", "backends", "pool", "health", "classify", "sample_photos", "sample_photos_problem",
+    "thumbnail", "backend_picker", "show_registry_problems", "start_local_models", "image_limits", "digest", "access",
     "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification", "session_id",
 ]
 
@@ -126,15 +126,21 @@ def start_local_models() -> None:
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def sample_photos() -> list[Photo]:
-    """Labelled photos from PETS_DIR, or an empty list when it is not set."""
-    folder = settings().pets_dir
-    if folder is None:
-        return []
+def _sample_photos(folder: str) -> tuple[list[Photo], str | None]:
     try:
-        return list_photos(folder)
-    except UserError:
-        return []
+        return list_photos(folder), None
+    except UserError as exc:
+        return [], str(exc)
+
+
+def sample_photos() -> list[Photo]:
+    """Labelled photos from the photo folder (PETS_DIR, else data/pets, else ../shared/pets); [] if there are none."""
+    return _sample_photos(str(default_data_dir(settings().pets_dir)))[0]
+
+
+def sample_photos_problem() -> str:
+    """Why there are no sample photos (a missing folder, a half-finished `make data`) and how to get them."""
+    return _sample_photos(str(default_data_dir(settings().pets_dir)))[1] or GET_PHOTOS
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)

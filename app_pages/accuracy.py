@@ -25,6 +25,7 @@ from lib.accuracy import (
     confusion_figure,
     default_pair,
     evaluation_job,
+    format_points,
     headline_rows,
     html_report,
     load_run,
@@ -227,20 +228,21 @@ m1, m2, m3 = st.columns(3)
 m1.metric(f"Baseline accuracy · {a.info.backend}", f"{a.metrics.accuracy:.1%}",
           help=f"95% interval {a.metrics.accuracy_low:.1%} to {a.metrics.accuracy_high:.1%}")
 m2.metric(f"Tuned accuracy · {b.info.backend}", f"{b.metrics.accuracy:.1%}",
-          delta=f"{c.delta:+.1%}" if c.n else None,
+          delta=format_points(c.delta) if c.n else None,
           help=f"95% interval {b.metrics.accuracy_low:.1%} to {b.metrics.accuracy_high:.1%}")
 m3.metric("Photos fixed / broken by tuning", f"{len(c.fixed)} / {len(c.broken)}",
           help="exact McNemar test: could fixed versus broken be a coin toss?")
 if c.n:
-    st.markdown(f"On **{c.n}** shared photos tuning changed accuracy by **{c.delta:+.1%}** (95% interval "
-                f"{c.delta_low:+.1%} to {c.delta_high:+.1%}); exact McNemar p = **{c.mcnemar_p:.2g}**.")
+    st.markdown(f"On **{c.n}** shared photos tuning changed accuracy by **{format_points(c.delta)}** (95% interval "
+                f"{format_points(c.delta_low)} to {format_points(c.delta_high)}); "
+                f"exact McNemar p = **{c.mcnemar_p:.2g}**.")
 st.table({"": [r[0] for r in headline_rows(view)], "Baseline": [r[1] for r in headline_rows(view)],
           "Tuned": [r[2] for r in headline_rows(view)]})
 
 tab_breeds, tab_conf, tab_photos, tab_drill, tab_share = st.tabs(
     ["Per breed", "Confusion", "Fixed and broken", "One photo", "Download and share"])
 rows = comparison_frame(view).set_index("photo_id")
-folders = [a.info.data_dir, b.info.data_dir, settings.pets_dir]
+folders: list[str | Path | None] = [a.info.data_dir, b.info.data_dir, data_dir]
 
 with tab_breeds:
     st.plotly_chart(per_breed_figure(view), width="stretch", key="per-breed")

@@ -106,7 +106,7 @@ with left:
     else:
         photos = common.sample_photos()
         if not photos:
-            st.info("No sample photos: set PETS_DIR to a folder of Oxford-IIIT Pet photos.")
+            st.info(f"No sample photos: {common.sample_photos_problem()}")
         else:
             breeds = sorted({p.breed for p in photos}, key=lambda b: display_name(b))
             if st.button("Random photo", key="random"):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app_pages import _common as common
 from lib.cloudrun import coldstart, discovery
+from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
 from lib.registry import Backend, filter_backends
 from lib.settings import Settings
@@ -44,11 +44,11 @@ def fleet_rows(backends: list[Backend], services: list[discovery.DiscoveredServi
 
 
 def sample_photo(settings: Settings) -> bytes:
-    """A photo to send for a cold start: the first in PETS_DIR, else a plain test image."""
-    if settings.pets_dir:
-        photos = sorted(Path(settings.pets_dir).glob("*.jpg"))
-        if photos:
-            return photos[0].read_bytes()
+    """A photo to send for a cold start: the first in the photo folder, else a plain test image (and why)."""
+    try:
+        return list_photos(default_data_dir(settings.pets_dir), limit=1)[0].path.read_bytes()
+    except UserError as exc:
+        st.caption(f"Sending a plain test image: {exc}")
     from PIL import Image
 
     buffer = io.BytesIO()

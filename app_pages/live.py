@@ -13,6 +13,7 @@ import streamlit as st
 
 from app_pages import _common as common
 from lib import monitoring
+from lib.data import default_data_dir
 from lib.errors import UserError
 from lib.jobs import Job
 from lib.loadgen import (
@@ -94,7 +95,8 @@ with st.form("profile"):
     duration = c6.number_input("Duration (s)", min_value=1.0, max_value=3600.0, value=60.0, step=5.0)
     concurrency = c7.number_input("Concurrency (closed loop)", min_value=1, max_value=1024, value=8)
     c8, c9, c10, c11 = st.columns(4)
-    use_photos = c8.toggle("Send pet photos", value=settings.pets_dir is not None)
+    photos_dir = default_data_dir(settings.pets_dir)
+    use_photos = c8.toggle("Send pet photos", value=photos_dir.is_dir())
     max_images = c9.number_input("Photos to cycle through", min_value=1, max_value=1000, value=32)
     max_side = c10.number_input(
         "Longest side sent (px)", min_value=64, max_value=4096, value=settings.max_image_side
@@ -125,9 +127,8 @@ elif start:
         else:
             profile = LoadProfile(mode=mode, rate_rps=rate_to, duration_s=duration)
         if use_photos:
-            if settings.pets_dir is None:
-                raise UserError("set PETS_DIR to send pet photos, or switch 'Send pet photos' off")
-            payloads = photo_payloads(str(settings.pets_dir), backend.model, int(max_side), int(max_images))
+            # A missing or half-downloaded folder is a UserError naming it and how to get photos.
+            payloads = photo_payloads(str(photos_dir), backend.model, int(max_side), int(max_images))
         else:
             payloads = (text_payload(backend.model),)
         headers = asyncio.run(backend_headers(backend)) if backend.auth != "none" else {}

@@ -9,6 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as common
+from lib.accuracy import format_points
+from lib.data import default_data_dir
 from lib.errors import UserError
 from lib.finetune.runs import (
     TUNING_DIR,
@@ -159,7 +161,7 @@ else:
     if "after" in m:  # a Gemma run
         before, after = m.get("before") or {}, m["after"]
         c1, c2, c3, c4 = st.columns(4)
-        delta = None if not before else f"{100 * (after['accuracy'] - before['accuracy']):+.1f} pts"
+        delta = None if not before else format_points(after["accuracy"] - before["accuracy"])
         c1.metric("Held-out accuracy", f"{100 * after['accuracy']:.1f}%", delta)
         c2.metric("Unknown rate", f"{100 * after['unknown_rate']:.1f}%")
         c3.metric("Steps", m["steps"])
@@ -172,8 +174,9 @@ else:
         st.code(m.get("serve_command", ""), language="bash")
     else:  # the local head
         c1, c2, c3 = st.columns(3)
+        # The trainer's figures are the harness's (same photos, question and parser): the Accuracy page agrees.
         c1.metric("Held-out accuracy", f"{100 * m['test_accuracy']:.1f}%",
-                  f"{100 * (m['test_accuracy'] - m['base_test_accuracy']):+.1f} pts vs pets-base")
+                  f"{format_points(m['test_accuracy'] - m['base_test_accuracy'])} vs pets-base")
         c2.metric("Training photos", m["n_train"])
         c3.metric("Wall time", f"{m['wall_s']:.1f} s")
     if run.card:
@@ -187,7 +190,7 @@ if not presenter:
     st.caption("Presenters can retrain `pets-tuned` here.")
 else:
     c1, c2 = st.columns(2)
-    data_dir = c1.text_input("Photos", value=str(settings.pets_dir or ""), key="local-data")
+    data_dir = c1.text_input("Photos", value=str(default_data_dir(settings.pets_dir)), key="local-data")
     out_dir = c2.text_input("Output (the local server loads this folder)", value=str(settings.artifacts_dir),
                             key="local-out")
     current: Job | None = st.session_state.get(LOCAL_KEY)
@@ -210,7 +213,9 @@ else:
         else:
             r = snap.result
             st.success(f"New pets-tuned in {r.out_dir}: held-out accuracy {100 * r.test_accuracy:.1f}% "
-                       f"(pets-base {100 * r.base_test_accuracy:.1f}%) on {r.n_test} photos, {snap.elapsed_s:.0f} s. "
+                       f"(pets-base {100 * r.base_test_accuracy:.1f}%, "
+                       f"{format_points(r.test_accuracy - r.base_test_accuracy)}) on {r.n_test} photos, "
+                       f"{snap.elapsed_s:.0f} s. "
                        "A local server started on that folder serves it within a second; compare it on the "
                        "Accuracy page.")
         if snap.log:

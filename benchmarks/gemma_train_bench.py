@@ -62,16 +62,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gemma-bench-") as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
-        write_photos(root / "photos", per_breed=max(4, batch))
+        write_photos(root / "photos", per_breed=max(4, batch) + 2)  # the held-out split keeps 2 per breed
         save_random_gemma3(root / "model", size)
         cfg = GemmaTrainConfig(
             model_id=str(root / "model"), data_dir=root / "photos", out=str(root / "out"),
             max_steps=args.warmup + steps, batch_size=batch, lora_r=args.lora_r, save_steps=10**6,
-            test_per_breed=0, device=device, activation_checkpointing=checkpointing,
+            device=device, activation_checkpointing=checkpointing,
         )
         model, processor = load_base(cfg.model_id, device=device)
         n_params = sum(p.numel() for p in model.parameters())
-        train, _ = load_split(cfg.data_dir, cfg.test_per_breed)
+        train, _ = load_split(cfg.data_dir)
 
         marks: dict[int, float] = {}
 

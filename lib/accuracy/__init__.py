@@ -37,6 +37,7 @@ from lib.accuracy.report import (
     comparison_frame,
     confusion_figure,
     default_pair,
+    format_points,
     headline_rows,
     html_report,
     load_run,
@@ -53,6 +54,6 @@ __all__ = [
     "EvalRecord", "RecordWriter", "RunInfo", "RunRecords", "finished", "git_commit", "has_run", "list_runs",
     "parse_records", "read_info", "read_records", "write_info",
     "ComparisonView", "RunView", "answer_text", "compare_runs", "comparison_frame", "confusion_figure",
-    "default_pair", "headline_rows", "html_report", "load_run", "per_breed_figure", "photo_path", "records_csv",
-    "side_answer",
+    "default_pair", "format_points", "headline_rows", "html_report", "load_run", "per_breed_figure", "photo_path",
+    "records_csv", "side_answer",
 ]

@@ -36,6 +36,7 @@ from lib.store import Store
 __all__ = [
     "RunView", "ComparisonView", "load_run", "compare_runs", "default_pair", "headline_rows", "per_breed_figure",
     "confusion_figure", "comparison_frame", "records_csv", "html_report", "photo_path", "answer_text", "side_answer",
+    "format_points",
 ]
 
 BASE_COLOR, TUNED_COLOR = "#9aa5b1", "#e4572e"
@@ -89,6 +90,13 @@ def default_pair(runs: Sequence[RunInfo]) -> tuple[str | None, str | None]:
     return base, tuned
 
 
+def format_points(delta: float | None) -> str:
+    """A difference of two accuracies (fractions) in percentage points: 0.338 -> "+33.8 pts"; "n/a" if unknown."""
+    if delta is None or math.isnan(delta):
+        return "n/a"
+    return f"{100 * delta:+.1f} pts"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
@@ -126,9 +134,9 @@ def per_breed_figure(view: ComparisonView) -> go.Figure:
             customdata=[[source[x].correct, source[x].n] if x in source else [0, 0] for x in breeds],
             hovertemplate="%{x}: %{y:.0%} (%{customdata[0]} of %{customdata[1]})<extra>" + label + "</extra>",
         )
-    fig.update_layout(barmode="group", yaxis=dict(title="accuracy", tickformat=".0%", range=[0, 1.05]),
-                      xaxis=dict(tickangle=-45), height=420, margin=dict(l=40, r=10, t=30, b=120),
-                      legend=dict(orientation="h", y=1.1))
+    fig.update_layout(barmode="group", yaxis={"title": "accuracy", "tickformat": ".0%", "range": [0, 1.05]},
+                      xaxis={"tickangle": -45}, height=420, margin={"l": 40, "r": 10, "t": 30, "b": 120},
+                      legend={"orientation": "h", "y": 1.1})
     return fig
 
 
@@ -143,11 +151,11 @@ def confusion_figure(view: RunView) -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=share, x=cols, y=rows, customdata=counts, colorscale="Blues", zmin=0, zmax=1,
         hovertemplate="true %{y}, answered %{x}: %{customdata} (%{z:.0%})<extra></extra>",
-        colorbar=dict(title="share", tickformat=".0%"),
+        colorbar={"title": "share", "tickformat": ".0%"},
     ))
-    fig.update_layout(height=720, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis=dict(title="answer", tickangle=-60, side="top"),
-                      yaxis=dict(title="true breed", autorange="reversed"))
+    fig.update_layout(height=720, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis={"title": "answer", "tickangle": -60, "side": "top"},
+                      yaxis={"title": "true breed", "autorange": "reversed"})
     return fig
 
 
@@ -210,7 +218,8 @@ def _gallery(title: str, ids: Sequence[str], rows: pd.DataFrame, thumb: Callable
         img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(data).decode()}" alt="{html.escape(photo_id)}">'
                if data else '<div class="nophoto">photo not available</div>')
         cards.append(
-            f'<figure>{img}<figcaption><b>{html.escape(photo_id)}</b><br>true: {html.escape(display_name(row["truth"]))}'
+            f'<figure>{img}<figcaption><b>{html.escape(photo_id)}</b>'
+            f'<br>true: {html.escape(display_name(row["truth"]))}'
             f'<br>baseline: {html.escape(answers["baseline"])}<br>tuned: {html.escape(answers["tuned"])}'
             "</figcaption></figure>")
     more = f"<p>…and {len(ids) - limit} more (see the CSV).</p>" if len(ids) > limit else ""
@@ -229,18 +238,21 @@ def html_report(view: ComparisonView, *, thumbnail: Callable[[str], bytes | None
                           f"<code>{html.escape(v.info.run_id)}</code>, split {html.escape(v.info.split)}, "
                           f"{'constrained' if v.info.constrained else 'free-text'} answers"
                           f"{', commit ' + html.escape(v.info.git_commit) if v.info.git_commit else ''})</li>")
-    verdict = (f"Tuning changed accuracy by <b>{c.delta:+.1%}</b> (95% interval {c.delta_low:+.1%} to "
-               f"{c.delta_high:+.1%}) on {c.n} shared photos: it fixed {len(c.fixed)} and broke {len(c.broken)} "
+    verdict = (f"Tuning changed accuracy by <b>{format_points(c.delta)}</b> (95% interval "
+               f"{format_points(c.delta_low)} to {format_points(c.delta_high)}) on {c.n} shared photos: "
+               f"it fixed {len(c.fixed)} and broke {len(c.broken)} "
                f"(exact McNemar p = {c.mcnemar_p:.2g}).") if c.n else "The two runs share no photos."
     link_html = f'<p>Live version: <a href="{html.escape(link)}">{html.escape(link)}</a></p>' if link else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Pet breeds: baseline vs tuned</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }}
-table {{ border-collapse: collapse; }} th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
 .gallery {{ display: flex; flex-wrap: wrap; gap: .8rem; }}
 figure {{ margin: 0; width: 170px; font-size: .8rem; }} figure img {{ width: 160px; border-radius: 4px; }}
-.nophoto {{ width: 160px; height: 120px; background: #eee; display: flex; align-items: center; justify-content: center; }}
+.nophoto {{ width: 160px; height: 120px; background: #eee; display: flex; align-items: center;
+            justify-content: center; }}
 </style></head><body>
 <h1>Pet breeds: does tuning help?</h1>
 <p>{verdict}</p>

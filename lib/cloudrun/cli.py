@@ -12,6 +12,7 @@ from lib.cloudrun import admin, coldstart, dashboard, discovery
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, build_spec
+from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
 from lib.registry import resolve_backend
 from lib.settings import load_settings
@@ -89,11 +90,10 @@ def _image_bytes(path: str | None) -> bytes:
             return Path(path).read_bytes()
         except OSError as exc:
             raise UserError(f"--image {path}: {exc.strerror}") from None
-    pets = load_settings().pets_dir or Path("/work/shared/pets")
-    photos = sorted(Path(pets).glob("*.jpg"))
-    if not photos:
-        raise UserError("no photo to send: pass --image PATH or set PETS_DIR to a folder of pet photos")
-    return photos[0].read_bytes()
+    try:
+        return list_photos(default_data_dir(load_settings().pets_dir), limit=1)[0].path.read_bytes()
+    except UserError as exc:
+        raise UserError(f"no photo to send: {exc}; or pass --image PATH") from None
 
 
 def _coldstart(args: argparse.Namespace) -> int:

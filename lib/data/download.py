@@ -1,8 +1,9 @@
-"""The Oxford-IIIT Pet dataset: download from its official address (resumable, size and MD5 checked),
-safe extraction, and the official trainval/test split from `annotations/{trainval,test}.txt`.
+"""The Oxford-IIIT Pet dataset: download from its official address (resumable, size and MD5 checked)
+and safe extraction.
 
-`python -m lib data download --dest DIR` leaves `DIR/images/*.jpg` and `DIR/annotations/`; point
-`PETS_DIR` (or `--data`) at `DIR` and the harness uses the official test list.
+`make data` (`python -m lib data download --dest data/pets`) leaves `DIR/images/*.jpg` and
+`DIR/annotations/`; every page and command then finds the photos there (or in `PETS_DIR`), and the
+trainers and the harness hold out the official test list.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Callable, Iterable
 
 import httpx
 
+from lib.data.layout import extracted_marker
 from lib.data.split import read_official_split
 from lib.errors import UserError
 
 __all__ = [
     "Archive", "ARCHIVES", "OFFICIAL_BASE_URL", "DownloadProgress", "download_file", "safe_extract",
-    "download_dataset",
+    "download_dataset", "parse_expect",
 ]
 
 OFFICIAL_BASE_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data"
@@ -43,6 +45,20 @@ ARCHIVES: tuple[Archive, ...] = (
     Archive("images.tar.gz", 791_918_971, "5c4f3ee8e5d25df40f4fd59a7f44e54c"),
     Archive("annotations.tar.gz", 19_173_078, "95a8c909bbe2e81eed6a22bccdf3f68f"),
 )
+
+
+def parse_expect(specs: Iterable[str], archives: Iterable[Archive] = ARCHIVES) -> tuple[Archive, ...]:
+    """`archives` with the size and MD5 of some replaced by `NAME=SIZE:MD5` specs (a mirror, or a test's archives)."""
+    by_name = {a.name: a for a in archives}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        size, _, md5 = value.partition(":")
+        if name not in by_name:
+            raise UserError(f"--expect {spec}: {name!r} is not one of the archives ({', '.join(by_name)})")
+        if not size.isdigit() or len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5.lower()):
+            raise UserError(f"--expect {spec}: write NAME=SIZE:MD5, the size in bytes and the 32-digit hex MD5")
+        by_name[name] = Archive(name, int(size), md5.lower())
+    return tuple(by_name.values())
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,9 @@ def download_file(url: str, dest: Path, archive: Archive, *, progress: ProgressF
                 with client.stream("GET", url, headers=headers) as response:
                     if response.status_code == 416 and have:  # nothing left to send: the part is whole
                         break
+                    if response.status_code >= 500:
+                        raise UserError(f"{url}: HTTP {response.status_code} (the server is having trouble); "
+                                        f"run `make data` again later to resume")
                     if response.status_code not in (200, 206):
                         raise UserError(f"{url}: HTTP {response.status_code}; is the address right?")
                     if response.status_code == 200 and have:
@@ -164,7 +183,7 @@ def download_dataset(dest: Path | str, *, base_url: str = OFFICIAL_BASE_URL,
     except OSError as exc:
         raise UserError(f"cannot create {dest}: {exc}") from None
     for archive in archives:
-        marker = dest / f".{archive.name}.extracted"
+        marker = extracted_marker(dest, archive.name)
         if marker.exists():
             continue
         path = download_file(f"{base_url.rstrip('/')}/{archive.name}", dest / archive.name, archive, progress=progress)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.breeds import breed_from_filename, species_of
+from lib.data.layout import GET_PHOTOS, PhotoDir, resolve_photo_dir
 from lib.errors import UserError
 
-__all__ = ["Photo", "list_photos", "IMAGE_SUFFIXES"]
+__all__ = ["Photo", "list_photos", "image_files", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
@@ -23,15 +24,27 @@ class Photo:
     species: str
 
 
+def _files(where: PhotoDir) -> list[Path]:
+    return [p for p in sorted(where.images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+
+def image_files(folder: Path | str, *, limit: int | None = None) -> list[Path]:
+    """Every image file in a photo folder (flat or the dataset's `images/`), labelled or not, sorted by name."""
+    where = resolve_photo_dir(folder)
+    files = _files(where)
+    if not files:
+        raise UserError(f"{where.images}: no .jpg/.jpeg/.png/.webp photos; {GET_PHOTOS}")
+    return files[:limit] if limit else files
+
+
 def list_photos(folder: Path | str, *, limit: int | None = None) -> list[Photo]:
-    """Photos in `folder` whose names say their breed, sorted by id; raises UserError if none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder; set PETS_DIR or pass --data with a folder of pet photos")
+    """Photos in a photo folder (flat or the dataset's `images/`) whose names say their breed, sorted by id.
+
+    Raises UserError for a missing folder, a half-downloaded dataset, or no labelled photo.
+    """
+    where = resolve_photo_dir(folder)
     photos, unlabelled = [], 0
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
+    for path in _files(where):
         breed = breed_from_filename(path.name)
         if breed is None:
             unlabelled += 1
@@ -40,7 +53,7 @@ def list_photos(folder: Path | str, *, limit: int | None = None) -> list[Photo]:
     if not photos:
         hint = (
             f" ({unlabelled} images have names that do not start with a breed id, like Abyssinian_101.jpg)"
-            if unlabelled else ""
+            if unlabelled else f"; {GET_PHOTOS}"
         )
-        raise UserError(f"{folder}: no labelled pet photos found{hint}")
+        raise UserError(f"{where.images}: no labelled pet photos found{hint}")
     return photos[:limit] if limit else photos

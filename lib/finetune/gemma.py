@@ -75,7 +75,6 @@ class GemmaTrainConfig(BaseModel):
     learning_rate: float = Field(default=2e-4, gt=0)
     save_steps: int = Field(default=50, ge=1)
     keep_checkpoints: int = Field(default=2, ge=1)
-    test_per_breed: int = Field(default=2, ge=0)
     eval_limit: int | None = Field(default=None, ge=0, description="at most this many held-out photos")
     eval_batch_size: int = Field(default=8, ge=1)
     eval_before: bool = True
@@ -247,7 +246,7 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     started = time.perf_counter()
     out = output_store(cfg.out)
     out.check_writable()
-    train_photos, held_out = load_split(cfg.data_dir, cfg.test_per_breed)
+    train_photos, held_out = load_split(cfg.data_dir)
     if cfg.eval_limit is not None:
         held_out = held_out[: cfg.eval_limit]
     device = _device(cfg.device, cfg.qlora)

@@ -9,22 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lib.client import PROMPT
 from lib.breeds import display_name
-from lib.data import Photo, list_photos, split_photos
+from lib.client import PROMPT
+from lib.data import Photo, held_out_split
 from lib.errors import UserError
 from lib.images import ImageError, open_image, prepare_jpeg
 
 __all__ = ["load_split", "prompt_messages", "completion_messages", "answer_text", "load_photo", "sft_dataset"]
 
 
-def load_split(data_dir: Path | str, test_per_breed: int) -> tuple[list[Photo], list[Photo]]:
-    """(train, held-out) photos of `data_dir`, split by the project's shared per-breed name hash."""
-    photos = list_photos(data_dir)
-    train, held_out = split_photos(photos, test_per_breed)
-    if not train:
-        raise UserError(f"{data_dir}: no photos left to train on after holding out {test_per_breed} per breed")
-    return train, held_out
+def load_split(data_dir: Path | str) -> tuple[list[Photo], list[Photo]]:
+    """(train, held-out) photos of `data_dir`: the one held-out split the harness and the local trainer use."""
+    split = held_out_split(data_dir)
+    if not split.train:
+        raise UserError(f"{data_dir}: no photos left to train on after holding out the test split")
+    return list(split.train), list(split.test)
 
 
 def answer_text(breed_id: str) -> str:

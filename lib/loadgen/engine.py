@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from lib.client import BackendClient, chat_request, make_http_client
+from lib.data import image_files
 from lib.errors import UserError
 from lib.images import ImageError, prepare_jpeg
 from lib.jobs import Job, JobControl
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 ClientKind = Literal["auto", "raw", "aiohttp", "httpx"]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 FLUSH_EVERY_S = 0.25
 
 
@@ -70,15 +70,10 @@ def prepare_payloads(
     constrained: bool = False,
     limit: int | None = None,
 ) -> list[Payload]:
-    """Encode every photo in `images_dir` into a chat-completion body, before any clock starts."""
+    """Encode every photo in `images_dir` (flat, or the dataset's `images/`) into a chat-completion body, before
+    any clock starts; a missing, empty or half-downloaded folder is a UserError."""
     folder = Path(images_dir)
-    if not folder.is_dir():
-        raise UserError(f"images folder {folder} does not exist or is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if limit is not None:
-        files = files[:limit]
-    if not files:
-        raise UserError(f"images folder {folder} holds no .jpg/.jpeg/.png/.webp photos")
+    files = image_files(folder, limit=limit)
     payloads = []
     skipped = []
     for path in files:

@@ -88,6 +88,13 @@ def gallery(at: AppTest, title: str) -> list[str]:
     return captions
 
 
+def test_the_difference_is_in_percentage_points(app) -> None:
+    at = app()
+    assert {m.label: m for m in at.metric}["Tuned accuracy · pets-tuned"].delta == "+33.3 pts"
+    assert any("tuning changed accuracy by **+33.3 pts** (95% interval " in m.value and " pts); " in m.value
+               for m in at.markdown)
+
+
 def test_galleries_show_the_photos_fixed_and_broken_by_tuning(app) -> None:
     at = app()
     assert "**Fixed by tuning: 3 photos**" in [m.value for m in at.markdown]

@@ -1,126 +1,125 @@
-"""The dataset download, against a loopback HTTP server holding small archives built here: Range resume after a
-dropped connection, size and MD5 checks, safe extraction, and the official split read from the annotations."""
+"""The dataset download (`make data`), against a loopback archive server holding a mini-dataset of real photos:
+Range resume after a dropped connection, size and MD5 checks, safe extraction, a half download named plainly,
+and the downloaded layout read by the same functions every page and command uses."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import subprocess
 import sys
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from testkit.evalkit import make_photos
-from lib.data import ARCHIVES, Archive, download_dataset, download_file, read_official_split, safe_extract
+from lib.data import (
+    ARCHIVES,
+    DATASET_ARCHIVES,
+    Archive,
+    download_dataset,
+    download_file,
+    held_out_split,
+    list_photos,
+    parse_expect,
+    read_official_split,
+    safe_extract,
+    select_photos,
+    split_photos,
+)
 from lib.errors import UserError
+from testkit.dataset_server import ArchiveServer, MiniDataset, build_mini_dataset, official_line, tar_gz
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def described(name: str, data: bytes) -> Archive:
-    return Archive(name, len(data), hashlib.md5(data).hexdigest())
-
-
-class ArchiveServer:
-    """Serves `files` with HTTP Range support; the first GET of each file is cut off half-way (a dropped line)."""
-
-    def __init__(self, files: dict[str, bytes], drop_first: bool = True) -> None:
-        self.files, self.drop_first = files, drop_first
-        self.ranges: list[str | None] = []
-        served: set[str] = set()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                name = self.path.rsplit("/", 1)[-1]
-                data = outer.files.get(name)
-                if data is None:
-                    self.send_error(404)
-                    return
-                header = self.headers.get("Range")
-                outer.ranges.append(header)
-                start = int(header.removeprefix("bytes=").split("-")[0]) if header else 0
-                if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
-                    self.end_headers()
-                    return
-                self.send_response(206 if header else 200)
-                if header:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
-                self.send_header("Accept-Ranges", "bytes")
-                self.end_headers()
-                if outer.drop_first and name not in served:
-                    served.add(name)
-                    self.wfile.write(data[start: start + (len(data) - start) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return  # the connection closes with half the promised bytes
-                self.wfile.write(data[start:])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/pets"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "ArchiveServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+@pytest.fixture(scope="module")
+def mini(pets: Path) -> MiniDataset:
+    """Two breeds, three real photos each: one of each breed in the official test list."""
+    return build_mini_dataset(pets, breeds=("pug", "Bengal"), per_breed=3)
 
 
 @pytest.fixture()
-def dataset(tmp_path: Path) -> Iterator[tuple[ArchiveServer, tuple[Archive, Archive]]]:
-    """A two-archive mini dataset (images + annotations with the official lists) on a loopback server."""
-    photos = make_photos(tmp_path / "src", per_breed=3, breeds=("pug", "Bengal"))
-    images = tar_gz({f"images/{p.name}": p.read_bytes() for p in sorted(photos.glob("*.jpg"))}
-                    | {"images/noise.bin": os.urandom(20_000)})  # incompressible, so the cut lands mid-archive
-    annotations = tar_gz({
-        "annotations/trainval.txt": b"#Image CLASS-ID SPECIES BREED ID\npug_1 26 2 11\npug_2 26 2 11\nBengal_1 6 1 3\n",
-        "annotations/test.txt": b"pug_3 26 2 11\nBengal_2 6 1 3\nBengal_3 6 1 3\n",
-    })
-    files = {"images.tar.gz": images, "annotations.tar.gz": annotations}
-    with ArchiveServer(files) as server:
-        yield server, (described("images.tar.gz", images), described("annotations.tar.gz", annotations))
+def dataset(mini: MiniDataset) -> Iterator[tuple[ArchiveServer, tuple[Archive, ...]]]:
+    """The mini-dataset on a loopback server that drops the first connection of each archive half-way."""
+    with ArchiveServer(mini.archives, cut_first=DATASET_ARCHIVES) as server:
+        yield server, mini.described()
 
 
-def test_a_dropped_download_resumes_with_range_and_extracts_the_official_split(tmp_path: Path, dataset) -> None:
+def test_official_lines_follow_the_dataset_format() -> None:
+    assert official_line("Abyssinian_100", "Abyssinian") == "Abyssinian_100 1 1 1"
+    assert official_line("pug_3", "pug") == "pug_3 26 2 18"
+    assert official_line("Bengal_2", "Bengal") == "Bengal_2 6 1 2"
+    assert official_line("yorkshire_terrier_9", "yorkshire_terrier") == "yorkshire_terrier_9 37 2 25"
+
+
+def test_a_dropped_download_resumes_with_range_and_extracts_the_official_split(tmp_path: Path, dataset,
+                                                                               mini: MiniDataset) -> None:
     server, archives = dataset
     seen: list[int] = []
     counts = download_dataset(tmp_path / "pets", base_url=server.url, archives=archives,
                               progress=lambda p: seen.append(p.done_bytes))
-    assert counts == {"images": 6, "trainval": 3, "test": 3}
+    assert counts == {"images": 6, "trainval": 4, "test": 2}
     # First GET had no Range and was cut; the retry asked for exactly the missing bytes.
     size = archives[0].size_bytes
-    assert server.ranges[0] is None and server.ranges[1] == f"bytes={size // 2}-"
+    assert size is not None and server.ranges("images.tar.gz") == [None, f"bytes={size // 2}-"]
     assert seen[-1] == archives[1].size_bytes and not list((tmp_path / "pets").glob("*.part"))
-    assert read_official_split(tmp_path / "pets")["Bengal_2"] == "test"
+    assert read_official_split(tmp_path / "pets") == {**dict.fromkeys(mini.trainval, "trainval"),
+                                                      **dict.fromkeys(mini.test, "test")}
     # Running it again does nothing: archives are verified and already extracted.
-    before = len(server.ranges)
+    before = len(server.requests)
     download_dataset(tmp_path / "pets", base_url=server.url, archives=archives)
-    assert len(server.ranges) == before
+    assert len(server.requests) == before
+
+
+def test_the_downloaded_layout_is_read_like_a_flat_folder_and_holds_out_the_official_test_list(
+        tmp_path: Path, dataset, mini: MiniDataset) -> None:
+    server, archives = dataset
+    download_dataset(tmp_path / "pets", base_url=server.url, archives=archives)
+    photos = list_photos(tmp_path / "pets")
+    assert [p.path.parent for p in photos] == [tmp_path / "pets" / "images"] * 6
+    held = held_out_split(tmp_path / "pets")
+    assert held.source == "official"
+    assert sorted(p.id for p in held.test) == sorted(mini.test)
+    assert sorted(p.id for p in held.train) == sorted(mini.trainval)
+    assert sorted(p.id for p in split_photos(photos)[1]) != sorted(mini.test)  # so the lists, not the hash, decided
+    assert {p.id for p in select_photos(tmp_path / "pets", "test").photos} == set(mini.test)
+
+
+def test_a_half_download_is_named_with_what_is_there_and_how_to_resume(tmp_path: Path, mini: MiniDataset) -> None:
+    dest = tmp_path / "pets"
+    with ArchiveServer(mini.archives, cut_first={"images.tar.gz"}, down_after_cut=True) as server, \
+            pytest.raises(UserError, match="HTTP 503"):
+        download_dataset(dest, base_url=server.url, archives=mini.described())
+    part = dest / "images.tar.gz.part"
+    assert 0 < part.stat().st_size < len(mini.archives["images.tar.gz"])
+    for reader in (list_photos, held_out_split, select_photos):
+        with pytest.raises(UserError) as caught:
+            reader(dest)
+        message = str(caught.value)
+        assert message.startswith(f"{dest}: the dataset is only partly downloaded")
+        assert "images.tar.gz.part: " in message and "annotations.tar.gz: not downloaded" in message
+        assert "no images/ yet" in message and message.endswith("run `make data` again to resume")
+        assert "\n" not in message
+
+
+def test_an_archive_downloaded_but_not_extracted_is_a_half_download(tmp_path: Path, mini: MiniDataset) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "pug_1.jpg").write_bytes(b"half extracted")
+    (tmp_path / "images.tar.gz").write_bytes(mini.archives["images.tar.gz"])
+    with pytest.raises(UserError, match=r"images.tar.gz: downloaded \(.* MiB\), not extracted"):
+        list_photos(tmp_path)
+
+
+def test_expected_sizes_and_md5s_can_be_given_for_another_address(mini: MiniDataset) -> None:
+    archives = parse_expect(mini.expect.split())
+    assert archives == mini.described()
+    assert parse_expect([]) == ARCHIVES
+    with pytest.raises(UserError, match="'notes.tar.gz' is not one of the archives"):
+        parse_expect(["notes.tar.gz=1:" + "0" * 32])
+    with pytest.raises(UserError, match="write NAME=SIZE:MD5"):
+        parse_expect(["images.tar.gz=12"])
 
 
 def test_a_file_whose_md5_does_not_match_is_refused_and_deleted(tmp_path: Path, dataset) -> None:
@@ -133,7 +132,8 @@ def test_a_file_whose_md5_does_not_match_is_refused_and_deleted(tmp_path: Path, 
 
 def test_a_wrong_size_is_refused(tmp_path: Path, dataset) -> None:
     server, (images, _) = dataset
-    server.drop_first = False
+    server.cut_first.clear()
+    assert images.size_bytes is not None
     with pytest.raises(UserError, match="bytes, expected"):
         download_file(f"{server.url}/images.tar.gz", tmp_path / "images.tar.gz",
                       Archive(images.name, images.size_bytes + 10, None))
@@ -166,16 +166,48 @@ def test_extraction_refuses_links(tmp_path: Path) -> None:
 
 
 def test_the_published_archives_are_described() -> None:
-    assert [a.name for a in ARCHIVES] == ["images.tar.gz", "annotations.tar.gz"]
+    assert tuple(a.name for a in ARCHIVES) == DATASET_ARCHIVES == ("images.tar.gz", "annotations.tar.gz")
     assert ARCHIVES[0].md5 == "5c4f3ee8e5d25df40f4fd59a7f44e54c" and ARCHIVES[0].size_bytes == 791_918_971
 
 
+def make_data(dest: Path, server: ArchiveServer, mini: MiniDataset) -> subprocess.CompletedProcess:
+    """The real `make data`, with VENV at this interpreter's venv and its install step taken as done."""
+    venv = Path(sys.prefix)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", f"{venv}/.run-deps", "-o", f"{venv}/bin/python", "data",
+         f"VENV={venv}", f"DATA_DIR={dest}", f"DATA_BASE_URL={server.url}", f"DATA_EXPECT={mini.expect}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PETS_DIR": ""},
+    )
+
+
 @pytest.mark.slow
-def test_cli_downloads_and_prints_counts(tmp_path: Path, dataset) -> None:
-    server, archives = dataset
-    # The CLI checks against the published sizes; here it is pointed at a server of small archives, so it
-    # fails the size check clearly, which is what a truncated mirror would do.
-    out = subprocess.run([sys.executable, "-m", "lib", "data", "download", "--dest", str(tmp_path / "d"),
-                          "--base-url", server.url, "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "expected 791918971" in out.stderr and "Traceback" not in out.stderr
-    assert (tmp_path / "d" / "images.tar.gz.part").stat().st_size == archives[0].size_bytes  # kept to resume
+def test_make_data_downloads_resumes_after_a_cut_and_every_reader_finds_the_photos(tmp_path: Path,
+                                                                                     pets: Path) -> None:
+    mini = build_mini_dataset(pets)  # all 37 breeds, 3 real photos each
+    dest = tmp_path / "pets"
+    with ArchiveServer(mini.archives, cut_first={"images.tar.gz"}, down_after_cut=True) as server:
+        first = make_data(dest, server, mini)
+        assert first.returncode != 0 and "HTTP 503" in first.stderr and "Traceback" not in first.stderr
+        kept = (dest / "images.tar.gz.part").stat().st_size
+        assert 0 < kept < len(mini.archives["images.tar.gz"])
+        # The half download is named plainly by the CLI, which says how to finish it.
+        out = subprocess.run([sys.executable, "-m", "lib", "eval", "--backend", "pets-base", "--data", str(dest),
+                              "--out", str(tmp_path / "results")], cwd=REPO, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "the dataset is only partly downloaded" in out.stderr and "run `make data` again" in out.stderr
+
+        server.down = server.down_after_cut = False  # back up, and this time a dropped line is retried at once
+        server.cut_first.add("annotations.tar.gz")
+        second = make_data(dest, server, mini)
+        assert second.returncode == 0, second.stderr
+        assert server.ranges("images.tar.gz")[-1] == f"bytes={kept}-"  # resumed, not started over
+        annotations = server.ranges("annotations.tar.gz")
+        assert annotations[0] is None and annotations[1] is not None and annotations[1].startswith("bytes=")
+    assert '"images": 111' in second.stdout and '"test": 37' in second.stdout
+    assert not list(dest.glob("*.part"))
+    photos = list_photos(dest)
+    assert len(photos) == 111 and {p.path.parent for p in photos} == {dest / "images"}
+    held = held_out_split(dest)
+    assert held.source == "official" and len(held.test) == 37 and len(held.train) == 74
+    assert {p.id for p in held.test} == set(mini.test)

@@ -7,7 +7,16 @@ import io
 import re
 from pathlib import Path
 
-from lib.accuracy import compare_runs, default_pair, headline_rows, html_report, list_runs, load_run, records_csv
+from lib.accuracy import (
+    compare_runs,
+    default_pair,
+    format_points,
+    headline_rows,
+    html_report,
+    list_runs,
+    load_run,
+    records_csv,
+)
 from lib.store import Store
 from testkit.evalkit import make_photos, write_run
 
@@ -48,3 +57,15 @@ def test_default_pair_is_the_latest_of_each_role(tmp_path: Path) -> None:
     write_run(root, "x", [("pug_1", "pug", "pug")], role=None, started=4)
     assert default_pair(list_runs(root)) == ("b2", "t1")
     assert default_pair([r for r in list_runs(root) if r.role is None]) == (None, "x")  # newest is "tuned"
+
+
+def test_differences_of_accuracy_are_in_percentage_points(tmp_path: Path) -> None:
+    assert (format_points(0.338), format_points(-0.05), format_points(0.0)) == ("+33.8 pts", "-5.0 pts", "+0.0 pts")
+    assert format_points(float("nan")) == format_points(None) == "n/a"
+    root = Store(tmp_path / "r")
+    write_run(root, "b", [("pug_1", "pug", "beagle"), ("pug_2", "pug", "beagle"), ("beagle_1", "beagle", "beagle")],
+              role="base", started=1)
+    write_run(root, "t", [("pug_1", "pug", "pug"), ("pug_2", "pug", "pug"), ("beagle_1", "beagle", "beagle")],
+              role="tuned", started=2)
+    page = html_report(compare_runs(load_run(root, "b"), load_run(root, "t")), thumbnail=lambda _: None)
+    assert "Tuning changed accuracy by <b>+66.7 pts</b> (95% interval " in page and "+66.7%" not in page

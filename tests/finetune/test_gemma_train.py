@@ -18,7 +18,7 @@ from lib.finetune.gemma_data import load_split, sft_dataset
 @pytest.fixture
 def trainer_parts(train_config: GemmaTrainConfig, tmp_path: Path):
     model, processor = load_base(train_config.model_id, device="cpu")
-    train, _ = load_split(train_config.data_dir, train_config.test_per_breed)
+    train, _ = load_split(train_config.data_dir)
     trainer = make_trainer(train_config, model, processor, train, tmp_path / "staging", "cpu")
     rows = sft_dataset(train, train_config.max_image_side)
     return trainer, processor, train, rows
@@ -101,7 +101,7 @@ def test_killed_run_resumes_at_the_newest_complete_checkpoint(train_config: Gemm
     # The torn step-3 goes once a newer complete checkpoint exists; the two newest complete ones stay.
     assert sorted(p.name for p in ckpts.iterdir()) == ["step-2", "step-4"]
     metrics = json.loads((Path(train_config.out) / "metrics.json").read_text())
-    assert metrics["resumed_from_step"] == 2 and metrics["before"]["n_photos"] == 3
+    assert metrics["resumed_from_step"] == 2 and metrics["before"]["n_photos"] == 6
 
 
 def test_checkpoint_of_another_model_is_refused(train_config: GemmaTrainConfig):

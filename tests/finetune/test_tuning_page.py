@@ -124,6 +124,11 @@ def test_local_trainer_runs_in_the_background_with_progress(page_env: Path, pets
     at.run()
     assert any(s.value.startswith("New pets-tuned in") for s in at.success)
     assert at.selectbox(key="tuning-run").value == "pets-tuned (local)"
+    # The trainer's own figures (which are the harness's), the difference in points.
+    r = final.result
+    shown = {m.label: m for m in at.metric}["Held-out accuracy"]
+    assert shown.value == f"{100 * r.test_accuracy:.1f}%"
+    assert shown.delta == f"{100 * (r.test_accuracy - r.base_test_accuracy):+.1f} pts vs pets-base"
 
 
 @pytest.fixture
