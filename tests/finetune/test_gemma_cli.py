@@ -18,7 +18,7 @@ def finished(tiny_gemma: Path, photo_dir: Path, tmp_path_factory: pytest.TempPat
     argv = [
         "finetune", "gemma", "--model-id", str(tiny_gemma), "--data", str(photo_dir), "--out", str(out),
         "--max-steps", "3", "--save-steps", "2", "--batch-size", "3", "--lora-r", "4", "--learning-rate", "5e-3",
-        "--test-per-breed", "1", "--merge", "--device", "cpu", "--adapter-name", "pets-gemma-test",
+        "--merge", "--device", "cpu", "--adapter-name", "pets-gemma-test",
     ]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
@@ -31,7 +31,7 @@ def test_run_writes_adapter_merged_metrics_card_and_serve_command(finished):
     assert summary["steps"] == 3 and summary["adapter"] == str(out / "adapter")
     assert (out / "adapter" / "adapter_config.json").exists() and (out / "merged" / "config.json").exists()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["before"]["n_photos"] == metrics["after"]["n_photos"] == 3
+    assert metrics["before"]["n_photos"] == metrics["after"]["n_photos"] == 6
     assert [step for step, _ in metrics["loss_curve"]] == [1, 2, 3]
     assert metrics["train_samples_per_s"] > 0 and metrics["peak_gpu_memory_gib"] is None
     command = (out / "serve_command.txt").read_text().strip()
