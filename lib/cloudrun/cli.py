@@ -10,8 +10,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from lib.client import RetryPolicy
 from lib.cloudrun import admin, coldstart, dashboard, discovery
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
@@ -29,15 +27,14 @@ def service_spec(args: argparse.Namespace) -> ServiceSpec:
     settings = load_settings()
     probe = None
     if args.startup_probe_path is not None or args.startup_probe_period_s or args.startup_probe_failures:
-        path = args.startup_probe_path
-        try:
-            probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"),
-                              period_s=args.startup_probe_period_s or 10,
-                              timeout_s=min(5, args.startup_probe_period_s or 5),
-                              failure_threshold=args.startup_probe_failures or 60)
-        except ValidationError:  # only the period and the failure count can be out of bounds
-            raise SpecError(f"--startup-probe-period-s must be 1-240 and --startup-probe-failures at least 1, got "
-                            f"{args.startup_probe_period_s} and {args.startup_probe_failures}") from None
+        path, period, failures = args.startup_probe_path, args.startup_probe_period_s, args.startup_probe_failures
+        # checked here so a bad value is a one-line message, not ProbeSpec's validation error
+        if period is not None and not 1 <= period <= 240:
+            raise SpecError(f"--startup-probe-period-s must be 1-240 seconds, got {period}")
+        if failures is not None and failures < 1:
+            raise SpecError(f"--startup-probe-failures must be at least 1, got {failures}")
+        probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"), period_s=period or 10,
+                          timeout_s=min(5, period or 5), failure_threshold=failures or 60)
     container_args = split_list(args.args) if args.args else []
     return build_spec(  # type: ignore[return-value]
         ServiceSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
