@@ -142,12 +142,6 @@ def profile_from_args(args: argparse.Namespace) -> LoadProfile:
     )
 
 
-def _checked_max_side(max_side: int) -> int:
-    if not 16 <= max_side <= 4096:
-        raise UserError(f"--max-side must be between 16 and 4096 px, got {max_side}")
-    return max_side
-
-
 def payloads_from_args(args: argparse.Namespace, model: str) -> tuple[Payload, ...]:
     settings = load_settings()
     if args.text:
@@ -157,7 +151,9 @@ def payloads_from_args(args: argparse.Namespace, model: str) -> tuple[Payload, .
         raise UserError(
             "give --images DIR (a folder of photos) or set PETS_DIR; or --text for a text-only request"
         )
-    max_side = _checked_max_side(args.max_side or settings.max_image_side)
+    max_side = args.max_side or settings.max_image_side
+    if not 16 <= max_side <= 4096:
+        raise UserError(f"--max-side must be between 16 and 4096 px, got {max_side}")
     return tuple(
         prepare_payloads(
             folder, model, max_side=max_side, constrained=args.constrained, limit=args.max_images
@@ -286,7 +282,7 @@ def load_option_actions() -> list[argparse.Action]:
     """The load options as `add_load_options` defines them (the one list `loadgen job` forwards from)."""
     parser = argparse.ArgumentParser(add_help=False)
     add_load_options(parser)
-    return [action for action in parser._actions if action.option_strings]
+    return [action for action in parser._actions if action.option_strings]  # argparse has no public list
 
 
 def _arg_text(value: object) -> str:
@@ -326,8 +322,8 @@ def job_command(args: argparse.Namespace) -> int:
     from lib.cloudrun.specs import JobSpec, build_spec
 
     profile_from_args(args)  # fail here, not in N cloud tasks
-    if args.max_side is not None:
-        _checked_max_side(args.max_side)
+    if args.max_side is not None and not 16 <= args.max_side <= 4096:  # the tasks' check, in payloads_from_args
+        raise UserError(f"--max-side must be between 16 and 4096 px, got {args.max_side}")
     if args.tasks < 1:
         raise UserError("--tasks must be at least 1")
     settings = load_settings()
