@@ -1,4 +1,7 @@
-"""`python -m lib deploy service | discover | coldstart | jobs list | executions list`."""
+"""`python -m lib deploy service | deploy dashboard | discover | coldstart | jobs list | executions list`.
+
+Also the Cloud Run Job flags that job-submitting commands share (`add_job_arguments`, used by `finetune submit`).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from lib.client import RetryPolicy
 from lib.cloudrun import admin, coldstart, dashboard, discovery
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes
-from lib.cloudrun.specs import ProbeSpec, ServiceSpec, build_spec
+from lib.cloudrun.specs import ProbeSpec, ServiceSpec, SpecError, build_spec
 from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
 from lib.registry import resolve_backend
 from lib.settings import load_settings
 
-__all__ = ["add_commands", "service_spec"]
+__all__ = ["add_commands", "add_job_arguments", "service_spec"]
 
 
 def service_spec(args: argparse.Namespace) -> ServiceSpec:
@@ -25,10 +28,14 @@ def service_spec(args: argparse.Namespace) -> ServiceSpec:
     settings = load_settings()
     probe = None
     if args.startup_probe_path is not None or args.startup_probe_period_s or args.startup_probe_failures:
-        path = args.startup_probe_path
-        probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"),
-                          period_s=args.startup_probe_period_s or 10, timeout_s=min(5, args.startup_probe_period_s or 5),
-                          failure_threshold=args.startup_probe_failures or 60)
+        path, period, failures = args.startup_probe_path, args.startup_probe_period_s, args.startup_probe_failures
+        # checked here so a bad value is a one-line message, not ProbeSpec's validation error
+        if period is not None and not 1 <= period <= 240:
+            raise SpecError(f"--startup-probe-period-s must be 1-240 seconds, got {period}")
+        if failures is not None and failures < 1:
+            raise SpecError(f"--startup-probe-failures must be at least 1, got {failures}")
+        probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"), period_s=period or 10,
+                          timeout_s=min(5, period or 5), failure_threshold=failures or 60)
     container_args = split_list(args.args) if args.args else []
     return build_spec(  # type: ignore[return-value]
         ServiceSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
@@ -163,12 +170,82 @@ def _add_service_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_deploy)
 
 
+def _deploy_dashboard(args: argparse.Namespace) -> int:
+    spec = dashboard.dashboard_spec(
+        args.image, name=args.name, project=args.project, region=args.region,
+        min_instances=args.min_instances,
+        max_instances=args.max_instances, concurrency=args.concurrency, cpu=args.cpu, memory=args.memory,
+        presenter_secret=None if args.presenter_secret == "none" else args.presenter_secret,
+        presenter_emails=args.presenter_email, trust_iap=args.trust_iap, results_root=args.results_root,
+        env=parse_pairs(args.env, "--env"), service_account=args.service_account,
+    )
+    argv = dashboard.render_dashboard_deploy(spec, trust_iap=args.trust_iap)
+    print(format_command(argv))
+    if args.dry_run:
+        print(json.dumps({"dry_run": True, "service": spec.name, "command": argv}))
+        return 0
+    code = dashboard.run_gcloud(argv)
+    print(json.dumps({"dry_run": False, "service": spec.name, "command": argv, "exit_code": code}))
+    return code
+
+
+def _add_dashboard_parser(kinds: argparse._SubParsersAction) -> None:
+    p = kinds.add_parser("dashboard", help="deploy the Streamlit dashboard (public, attendee mode)",
+                         description="Print (--dry-run) or run the gcloud command that deploys the dashboard "
+                                     "image built from the repository's Dockerfile.")
+    p.add_argument("--image", required=True, help="the dashboard image (docker build -t IMAGE .)")
+    p.add_argument("--name", default="pets-dashboard", help="service name (default pets-dashboard)")
+    p.add_argument("--project", help="Google Cloud project (default GOOGLE_CLOUD_PROJECT)")
+    p.add_argument("--region", help="region (default CLOUD_RUN_REGION)")
+    p.add_argument("--min-instances", type=int, default=1,
+                   help="warm instances (default 1: no cold start on stage)")
+    p.add_argument("--max-instances", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=80, help="browser sessions (WebSockets) per instance")
+    p.add_argument("--cpu", type=float, default=1)
+    p.add_argument("--memory", default="1Gi")
+    p.add_argument("--presenter-secret", default="presenter-token:latest",
+                   help="Secret Manager secret:version holding the presenter token ('none' for no token)")
+    p.add_argument("--presenter-email", action="append", help="an address IAP may vouch for (repeatable)")
+    p.add_argument("--trust-iap", action="store_true",
+                   help="trust IAP's identity header (only behind a load balancer with IAP; sets ingress)")
+    p.add_argument("--results-root", help="where the Accuracy report reads results (gs://bucket/results)")
+    p.add_argument("--env", action="append", metavar="NAME=VALUE", help="more environment variables")
+    p.add_argument("--service-account", help="the service's identity (needs secret access and run.viewer)")
+    p.add_argument("--dry-run", action="store_true", help="print the gcloud command, run nothing")
+    p.set_defaults(func=_deploy_dashboard)
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, *, name: str, gpu_default: str) -> None:
+    """Flags shared by job-submitting commands (`finetune submit`): where, how big, how many, what to mount."""
+    parser.add_argument("--name", default=name, help=f"job name (default {name})")
+    parser.add_argument("--image", required=True, help="container image with this repository (see serving/)")
+    parser.add_argument("--project", help="Google Cloud project (default GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument("--region", help="region (default CLOUD_RUN_REGION)")
+    parser.add_argument("--gpu-type", default=gpu_default, help="nvidia-l4, nvidia-rtx-pro-6000 or none")
+    parser.add_argument("--cpu", type=float, help="CPUs per task (default: the GPU type's minimum)")
+    parser.add_argument("--memory", help="memory per task, like 32Gi (default: the GPU type's minimum)")
+    parser.add_argument("--tasks", type=int, default=1, help="number of tasks (default 1)")
+    parser.add_argument("--parallelism", type=int, help="tasks at once (default: all)")
+    parser.add_argument("--max-retries", type=int, default=3, help="retries per task (default 3)")
+    parser.add_argument("--task-timeout", type=int, default=3600, help="seconds per task (GPU: at most 3600)")
+    parser.add_argument("--env", action="append", metavar="NAME=VALUE", help="environment variable (repeatable)")
+    parser.add_argument("--secret", action="append", metavar="NAME=SECRET:VERSION",
+                        help="env var from Secret Manager (repeatable; default HF_TOKEN=hf-token:latest)")
+    parser.add_argument("--volume", action="append", metavar="NAME=BUCKET:/path",
+                        help="mount a Cloud Storage bucket (repeatable; append :rw to write)")
+    parser.add_argument("--service-account", help="service account email the job runs as")
+    parser.add_argument("--skip-region-check", action="store_true", help="allow a region not in our GPU table")
+    parser.add_argument("--dry-run", action="store_true", help="print the gcloud commands, send nothing")
+    parser.add_argument("--no-follow", action="store_true", help="start the execution and return")
+    parser.add_argument("--poll-s", type=float, default=10.0, help="seconds between status checks")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register deploy, discover, coldstart, jobs and executions."""
     deploy = sub.add_parser("deploy", help="deploy to Cloud Run (dry run prints the gcloud command)")
     kinds = deploy.add_subparsers(dest="deploy_command", required=True, metavar="KIND")
     _add_service_parser(kinds)
-    dashboard.add_deploy_parser(kinds)
+    _add_dashboard_parser(kinds)
 
     p = sub.add_parser("discover", help="list Cloud Run model services and probe their /v1/models")
     p.add_argument("--project")

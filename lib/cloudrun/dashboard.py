@@ -9,18 +9,15 @@ the presenter token comes from Secret Manager, never from a flag or the command 
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import subprocess
 
-from lib.cloudrun.gcloud import format_command, render_deploy
-from lib.cloudrun.jobs import parse_pairs
+from lib.cloudrun.gcloud import render_deploy
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, SpecError, build_spec
 from lib.errors import UserError
 from lib.settings import load_settings
 
-__all__ = ["dashboard_spec", "render_dashboard_deploy", "add_deploy_parser"]
+__all__ = ["dashboard_spec", "render_dashboard_deploy", "run_gcloud"]
 
 WEBSOCKET_TIMEOUT_S = 3600  # Cloud Run's maximum request timeout; a WebSocket lives at most this long
 HEALTH_PATH = "/_stcore/health"  # Streamlit's own health endpoint (the Dockerfile's HEALTHCHECK too)
@@ -73,50 +70,9 @@ def render_dashboard_deploy(spec: ServiceSpec, *, trust_iap: bool = False) -> li
     return argv[:-1] + extra + argv[-1:]
 
 
-def _deploy_dashboard(args: argparse.Namespace) -> int:
-    spec = dashboard_spec(
-        args.image, name=args.name, project=args.project, region=args.region,
-        min_instances=args.min_instances,
-        max_instances=args.max_instances, concurrency=args.concurrency, cpu=args.cpu, memory=args.memory,
-        presenter_secret=None if args.presenter_secret == "none" else args.presenter_secret,
-        presenter_emails=args.presenter_email, trust_iap=args.trust_iap, results_root=args.results_root,
-        env=parse_pairs(args.env, "--env"), service_account=args.service_account,
-    )
-    argv = render_dashboard_deploy(spec, trust_iap=args.trust_iap)
-    print(format_command(argv))
-    if args.dry_run:
-        print(json.dumps({"dry_run": True, "service": spec.name, "command": argv}))
-        return 0
+def run_gcloud(argv: list[str]) -> int:
+    """Run a rendered gcloud command where gcloud is installed; its exit code."""
     if shutil.which("gcloud") is None:
         raise UserError("gcloud is not installed: install the Google Cloud CLI, or use --dry-run and run the "
                         "printed command where gcloud is")
-    code = subprocess.run(argv, check=False).returncode
-    print(json.dumps({"dry_run": False, "service": spec.name, "command": argv, "exit_code": code}))
-    return code
-
-
-def add_deploy_parser(kinds: argparse._SubParsersAction) -> None:
-    """Register `deploy dashboard` under `deploy`."""
-    p = kinds.add_parser("dashboard", help="deploy the Streamlit dashboard (public, attendee mode)",
-                         description="Print (--dry-run) or run the gcloud command that deploys the dashboard "
-                                     "image built from the repository's Dockerfile.")
-    p.add_argument("--image", required=True, help="the dashboard image (docker build -t IMAGE .)")
-    p.add_argument("--name", default="pets-dashboard", help="service name (default pets-dashboard)")
-    p.add_argument("--project", help="Google Cloud project (default GOOGLE_CLOUD_PROJECT)")
-    p.add_argument("--region", help="region (default CLOUD_RUN_REGION)")
-    p.add_argument("--min-instances", type=int, default=1,
-                   help="warm instances (default 1: no cold start on stage)")
-    p.add_argument("--max-instances", type=int, default=4)
-    p.add_argument("--concurrency", type=int, default=80, help="browser sessions (WebSockets) per instance")
-    p.add_argument("--cpu", type=float, default=1)
-    p.add_argument("--memory", default="1Gi")
-    p.add_argument("--presenter-secret", default="presenter-token:latest",
-                   help="Secret Manager secret:version holding the presenter token ('none' for no token)")
-    p.add_argument("--presenter-email", action="append", help="an address IAP may vouch for (repeatable)")
-    p.add_argument("--trust-iap", action="store_true",
-                   help="trust IAP's identity header (only behind a load balancer with IAP; sets ingress)")
-    p.add_argument("--results-root", help="where the Accuracy report reads results (gs://bucket/results)")
-    p.add_argument("--env", action="append", metavar="NAME=VALUE", help="more environment variables")
-    p.add_argument("--service-account", help="the service's identity (needs secret access and run.viewer)")
-    p.add_argument("--dry-run", action="store_true", help="print the gcloud command, run nothing")
-    p.set_defaults(func=_deploy_dashboard)
+    return subprocess.run(argv, check=False).returncode

@@ -1,14 +1,15 @@
 """Cloud Run Jobs: submit a job spec (dry run = the exact gcloud commands) and follow its execution.
 
-`submit_job` is the generic machinery (fine-tuning, multi-task load jobs); `add_submit_command`
-registers `python -m lib finetune submit`, a Gemma LoRA training job on a GPU.
+`submit_job` is the generic machinery (fine-tuning, multi-task load jobs); `finetune_spec` turns typed
+`FinetuneJobOptions` into the Gemma LoRA training job (`python -m lib finetune submit`, the Tuning page).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from pydantic import ValidationError
 
 from lib.cloudrun import admin
 from lib.cloudrun.gcloud import format_command, render_job_create, render_job_execute
@@ -16,7 +17,10 @@ from lib.cloudrun.specs import BucketVolume, JobSpec, SpecError, build_spec
 from lib.errors import UserError
 from lib.settings import load_settings
 
-__all__ = ["submit_job", "add_submit_command", "parse_pairs", "parse_volumes", "finetune_spec"]
+__all__ = ["submit_job", "parse_pairs", "parse_volumes", "bucket_volume", "FinetuneJobOptions", "finetune_spec"]
+
+# The trainer reads HF_TOKEN (Gemma's weights are gated); by default it comes from this Secret Manager secret.
+DEFAULT_TRAINER_SECRETS = {"HF_TOKEN": "hf-token:latest"}
 
 
 def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -30,6 +34,22 @@ def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
+def bucket_volume(name: str, bucket: str, mount_path: str, *, read_only: bool = True, flag: str = "--volume",
+                  ) -> BucketVolume:
+    """A validated bucket volume; a bad name, bucket or path raises `SpecError` naming `flag`."""
+    try:
+        return BucketVolume(name=name, bucket=bucket, mount_path=mount_path, read_only=read_only)
+    except ValidationError as exc:
+        field_name = str(exc.errors()[0]["loc"][0])
+        what = {
+            "bucket": f"bucket {bucket!r} is not a Cloud Storage bucket name (3-222 characters: lowercase letters, "
+                      f"digits, '-', '_' and '.', starting and ending with a letter or digit)",
+            "name": f"volume name {name!r}: use lowercase letters, digits and hyphens, starting with a letter",
+            "mount_path": f"mount path {mount_path!r} must be absolute (start with /) and hold no ',' or '='",
+        }.get(field_name, f"{field_name}: {exc.errors()[0]['msg']}")
+        raise SpecError(f"{flag}: {what}") from None
+
+
 def parse_volumes(items: list[str] | None) -> list[BucketVolume]:
     """`["models=my-bucket:/models"]` -> bucket volumes (read-only unless the path ends in `:rw`)."""
     volumes = []
@@ -41,10 +61,7 @@ def parse_volumes(items: list[str] | None) -> list[BucketVolume]:
             path, read_only = path[:-3], False
         if not (sep and sep2 and name and bucket and path):
             raise UserError(f"--volume {item!r}: write it as NAME=BUCKET:/mount/path (add :rw to allow writes)")
-        try:
-            volumes.append(BucketVolume(name=name, bucket=bucket, mount_path=path, read_only=read_only))
-        except ValueError as exc:
-            raise SpecError(f"--volume {item!r}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+        volumes.append(bucket_volume(name, bucket, path, read_only=read_only, flag=f"--volume {item!r}"))
     return volumes
 
 
@@ -79,60 +96,43 @@ def submit_job(
             "tasks_failed": final.tasks_failed, "log_uri": final.log_uri}
 
 
-def finetune_spec(args: argparse.Namespace) -> JobSpec:
-    """The Gemma LoRA training job from `finetune submit` arguments."""
+@dataclass(frozen=True, kw_only=True)
+class FinetuneJobOptions:
+    """What `finetune submit` (or the Tuning page) asks for; `finetune_spec` validates it into a `JobSpec`.
+
+    `trainer_args` go to `python -m lib finetune gemma`; None for project/region means the settings' defaults.
+    """
+
+    image: str
+    trainer_args: tuple[str, ...] = ()
+    name: str = "pets-finetune"
+    project: str | None = None
+    region: str | None = None
+    gpu_type: str = "nvidia-l4"
+    cpu: float | None = None
+    memory: str | None = None
+    tasks: int = 1
+    parallelism: int | None = None
+    max_retries: int = 3
+    task_timeout_s: int = 3600
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] | None = None  # None: DEFAULT_TRAINER_SECRETS
+    volumes: tuple[BucketVolume, ...] = ()
+    service_account: str | None = None
+    skip_region_check: bool = False
+
+
+def finetune_spec(options: FinetuneJobOptions) -> JobSpec:
+    """The Gemma LoRA training job: `python -m lib finetune gemma TRAINER_ARGS` on a GPU; bad values raise SpecError."""
     settings = load_settings()
-    trainer_args = [a for a in (args.trainer_args or []) if a != "--"]
-    secrets = parse_pairs(args.secret, "--secret") if args.secret else {"HF_TOKEN": "hf-token:latest"}
+    o = options
     return build_spec(  # type: ignore[return-value]
-        JobSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
-        region=args.region or settings.region, gpu_type=args.gpu_type, cpu=args.cpu, memory=args.memory,
-        tasks=args.tasks, parallelism=args.parallelism, max_retries=args.max_retries,
-        task_timeout_s=args.task_timeout, command=["python", "-m", "lib"],
-        args=["finetune", "gemma", *trainer_args], env=parse_pairs(args.env, "--env"), secrets=secrets,
-        volumes=parse_volumes(args.volume), service_account=args.service_account,
-        labels={"app": "pets", "role": "finetune"}, skip_region_check=args.skip_region_check,
+        JobSpec, name=o.name, image=o.image, project=o.project or settings.google_cloud_project,
+        region=o.region or settings.region, gpu_type=o.gpu_type, cpu=o.cpu, memory=o.memory,
+        tasks=o.tasks, parallelism=o.parallelism, max_retries=o.max_retries,
+        task_timeout_s=o.task_timeout_s, command=["python", "-m", "lib"],
+        args=["finetune", "gemma", *o.trainer_args], env=dict(o.env),
+        secrets=dict(DEFAULT_TRAINER_SECRETS if o.secrets is None else o.secrets),
+        volumes=list(o.volumes), service_account=o.service_account,
+        labels={"app": "pets", "role": "finetune"}, skip_region_check=o.skip_region_check,
     )
-
-
-def add_job_arguments(parser: argparse.ArgumentParser, *, name: str, gpu_default: str) -> None:
-    """Flags shared by job-submitting commands (fine-tuning here, load jobs elsewhere)."""
-    parser.add_argument("--name", default=name, help=f"job name (default {name})")
-    parser.add_argument("--image", required=True, help="container image with this repository (see serving/)")
-    parser.add_argument("--project", help="Google Cloud project (default GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--region", help="region (default CLOUD_RUN_REGION)")
-    parser.add_argument("--gpu-type", default=gpu_default, help="nvidia-l4, nvidia-rtx-pro-6000 or none")
-    parser.add_argument("--cpu", type=float, help="CPUs per task (default: the GPU type's minimum)")
-    parser.add_argument("--memory", help="memory per task, like 32Gi (default: the GPU type's minimum)")
-    parser.add_argument("--tasks", type=int, default=1, help="number of tasks (default 1)")
-    parser.add_argument("--parallelism", type=int, help="tasks at once (default: all)")
-    parser.add_argument("--max-retries", type=int, default=3, help="retries per task (default 3)")
-    parser.add_argument("--task-timeout", type=int, default=3600, help="seconds per task (GPU: at most 3600)")
-    parser.add_argument("--env", action="append", metavar="NAME=VALUE", help="environment variable (repeatable)")
-    parser.add_argument("--secret", action="append", metavar="NAME=SECRET:VERSION",
-                        help="env var from Secret Manager (repeatable; default HF_TOKEN=hf-token:latest)")
-    parser.add_argument("--volume", action="append", metavar="NAME=BUCKET:/path",
-                        help="mount a Cloud Storage bucket (repeatable; append :rw to write)")
-    parser.add_argument("--service-account", help="service account email the job runs as")
-    parser.add_argument("--skip-region-check", action="store_true", help="allow a region not in our GPU table")
-    parser.add_argument("--dry-run", action="store_true", help="print the gcloud commands, send nothing")
-    parser.add_argument("--no-follow", action="store_true", help="start the execution and return")
-    parser.add_argument("--poll-s", type=float, default=10.0, help="seconds between status checks")
-
-
-def _submit(args: argparse.Namespace) -> int:
-    spec = finetune_spec(args)
-    result = submit_job(spec, dry_run=args.dry_run, follow=not args.no_follow, poll_s=args.poll_s)
-    print(json.dumps(result))
-    return 0 if result.get("state") in (None, "pending", "running", "succeeded") else 1
-
-
-def add_submit_command(commands: argparse._SubParsersAction) -> None:
-    """Register `finetune submit`: the Gemma trainer as a Cloud Run Job with a GPU."""
-    parser = commands.add_parser(
-        "submit", help="run the Gemma LoRA trainer as a Cloud Run Job (GPU)",
-        description="Create and execute a Cloud Run Job running `python -m lib finetune gemma ARGS`. "
-                    "Arguments after -- go to the trainer.")
-    add_job_arguments(parser, name="pets-finetune", gpu_default="nvidia-l4")
-    parser.add_argument("trainer_args", nargs=argparse.REMAINDER, help="-- then arguments for finetune gemma")
-    parser.set_defaults(func=_submit)

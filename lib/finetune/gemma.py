@@ -14,7 +14,6 @@ import hashlib
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -473,55 +472,3 @@ def result_summary(result: GemmaTrainResult) -> dict[str, Any]:
         "serve_command": result.serve_command,
     }
 
-
-def _print_progress(p: GemmaProgress) -> None:
-    loss = f" loss={p.loss:.4f}" if p.loss is not None else ""
-    step = f" step {p.step}/{p.max_steps}" if p.max_steps else ""
-    print(f"[{p.phase}]{step}{loss} {p.message}".rstrip(), file=sys.stderr, flush=True)
-
-
-def add_command(commands: Any) -> None:
-    """Register `python -m lib finetune gemma`."""
-    p = commands.add_parser("gemma", help="LoRA-tune a Gemma 3/4 vision-language model on pet photos")
-    p.add_argument("--model-id", required=True, help="Hugging Face id (needs HF_TOKEN for Gemma) or local folder")
-    p.add_argument("--data", required=True, type=Path, help="folder of photos named like Abyssinian_101.jpg")
-    p.add_argument("--out", required=True, help="output folder: local path, Cloud Storage mount or gs://bucket/prefix")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (default: --epochs)")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--lora-alpha", type=int, default=None, help="default 2 x r")
-    p.add_argument("--qlora", action="store_true", help="4-bit base with bitsandbytes (CUDA only)")
-    p.add_argument("--merge", action="store_true", help="also write merged full weights to <out>/merged")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--learning-rate", type=float, default=2e-4)
-    p.add_argument("--save-steps", type=int, default=50)
-    p.add_argument("--test-per-breed", type=int, default=2, help="held-out photos per breed")
-    p.add_argument("--eval-limit", type=int, default=None, help="evaluate at most N held-out photos")
-    p.add_argument("--no-eval-before", action="store_true", help="skip the base model's evaluation")
-    p.add_argument("--adapter-name", default="pets-gemma", help="model name of the adapter in vLLM")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.set_defaults(func=_run)
-
-
-def _run(args: Any) -> int:
-    from pydantic import ValidationError
-
-    from lib.settings import load_settings
-
-    try:
-        cfg = GemmaTrainConfig(
-            model_id=args.model_id, data_dir=args.data, out=args.out, max_steps=args.max_steps, epochs=args.epochs,
-            lora_r=args.lora_r, lora_alpha=args.lora_alpha, qlora=args.qlora, merge=args.merge,
-            batch_size=args.batch_size, grad_accum=args.grad_accum, learning_rate=args.learning_rate,
-            save_steps=args.save_steps, test_per_breed=args.test_per_breed, eval_limit=args.eval_limit,
-            eval_before=not args.no_eval_before, adapter_name=args.adapter_name,
-            resume=True if args.resume else None, task_attempt=load_settings().task_attempt, device=args.device,
-        )
-    except ValidationError as exc:
-        raise UserError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-                                  for e in exc.errors())) from None
-    result = train_gemma(cfg, progress=_print_progress)
-    print(json.dumps(result_summary(result)))
-    return 0

@@ -12,7 +12,6 @@ Tuning page and the Accuracy page show the same numbers for the same head.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -30,8 +29,7 @@ from lib.images import ImageError, open_image, prepare_jpeg
 from lib.local import BREED_OF_CLASS, DRAFT, Backbone, Features, TunedHead, base_answer
 from lib.settings import REPO_ROOT, load_settings
 
-__all__ = ["LocalTrainResult", "HeldOutAnswers", "train_local", "fit_head", "server_view", "answer_held_out",
-           "add_command"]
+__all__ = ["LocalTrainResult", "HeldOutAnswers", "train_local", "fit_head", "server_view", "answer_held_out"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -238,32 +236,3 @@ python -m lib finetune local --data {shown_data} --out artifacts/pets-tuned
 ```
 """)
 
-
-def add_command(commands: argparse._SubParsersAction) -> None:
-    """Register `finetune local`."""
-    p = commands.add_parser("local", help="train the pets-tuned head on the CPU (seconds)")
-    p.add_argument("--data", type=Path, default=None, help="folder of photos named like the dataset (default PETS_DIR)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default artifacts/pets-tuned)")
-    p.add_argument("--test-per-breed", type=int, default=2)
-    p.add_argument("--reg", type=float, default=0.01)
-    p.add_argument("--steps", type=int, default=1500)
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    data = args.data or settings.pets_dir
-    if data is None:
-        raise UserError("no photos: pass --data DIR or set PETS_DIR")
-    last = [-1.0]
-
-    def progress(stage: str, done: int, total: int) -> None:
-        pct = 100 * done / max(total, 1)
-        if pct - last[0] >= 10 or done == total:
-            last[0] = pct if done < total else -1.0
-            print(f"{stage}: {done}/{total}", flush=True)
-
-    result = train_local(data, args.out or settings.artifacts_dir, test_per_breed=args.test_per_breed,
-                         reg=args.reg, steps=args.steps, progress=progress)
-    print(json.dumps(asdict(result)))
-    return 0

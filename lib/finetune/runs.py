@@ -3,7 +3,6 @@ cost of a job execution, a Gemma job launch, and the local trainer as a backgrou
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,22 +87,14 @@ def execution_cost_usd(duration_s: float | None, tasks: int, gpu_type: str | Non
 
 def submit_gemma_job(
     *, image: str, trainer_args: list[str], gpu_type: str = "nvidia-l4", dry_run: bool = True,
-    max_retries: int = 3, task_timeout_s: int = 3600, extra: list[str] | None = None,
-    out: Callable[[str], None] = lambda _line: None,
+    max_retries: int = 3, task_timeout_s: int = 3600, out: Callable[[str], None] = lambda _line: None,
 ) -> dict[str, Any]:
-    """`python -m lib finetune submit` from code: the same flags, the same spec, the same submission."""
-    from lib.cloudrun.jobs import add_job_arguments, finetune_spec, submit_job
+    """`python -m lib finetune submit` from code (the Tuning page): the same spec, the same submission."""
+    from lib.cloudrun.jobs import FinetuneJobOptions, finetune_spec, submit_job
 
-    parser = argparse.ArgumentParser(prog="finetune submit", exit_on_error=False)
-    add_job_arguments(parser, name="pets-finetune", gpu_default="nvidia-l4")
-    parser.add_argument("trainer_args", nargs=argparse.REMAINDER)
-    argv = ["--image", image, "--gpu-type", gpu_type, "--max-retries", str(max_retries),
-            "--task-timeout", str(task_timeout_s), *(extra or []), "--", *trainer_args]
-    try:
-        args = parser.parse_args(argv)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise UserError(f"bad job settings: {exc}") from None
-    return submit_job(finetune_spec(args), dry_run=dry_run, follow=False, out=out)
+    options = FinetuneJobOptions(image=image, trainer_args=tuple(trainer_args), gpu_type=gpu_type,
+                                 max_retries=max_retries, task_timeout_s=task_timeout_s)
+    return submit_job(finetune_spec(options), dry_run=dry_run, follow=False, out=out)
 
 
 @dataclass(frozen=True)

@@ -270,42 +270,65 @@ def merge_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# Cloud Run sets CLOUD_RUN_TASK_INDEX/COUNT in each task; a forwarded value would give every task the same share.
+NOT_FORWARDED = frozenset({"task_index", "task_count"})
+IMAGE_PHOTOS = "/app/pets"  # where the job's image is expected to hold photos when --images is not given
+
+
+def load_option_actions() -> list[argparse.Action]:
+    """The load options as `add_load_options` defines them (the one list `loadgen job` forwards from)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_load_options(parser)
+    return [action for action in parser._actions if action.option_strings]  # argparse has no public list
+
+
+def _arg_text(value: object) -> str:
+    if isinstance(value, float):  # exact, and short for whole numbers: 60.0 -> "60", 0.1 -> "0.1"
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def forwarded_load_args(args: argparse.Namespace) -> list[str]:
+    """The `loadgen` options each task of the job runs with: every load option that has a value."""
+    argv: list[str] = []
+    for action in load_option_actions():
+        if action.dest in NOT_FORWARDED:
+            continue
+        flag = max(action.option_strings, key=len)
+        value = getattr(args, action.dest)
+        if action.dest == "images" and value is None and not args.text:
+            value = IMAGE_PHOTOS
+        if action.nargs == 0:  # a switch (store_true and the like): present when it is not at its default
+            if value != action.default:
+                argv.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for item in value or []:
+                argv += [flag, _arg_text(item)]
+        elif action.nargs is None or action.nargs == "?":
+            if value is not None:
+                argv += [flag, _arg_text(value)]
+        else:  # fail at the dry run rather than drop the option from N cloud tasks
+            raise TypeError(f"loadgen job cannot forward {flag} (nargs={action.nargs!r}); teach forwarded_load_args")
+    return argv
+
+
 def job_command(args: argparse.Namespace) -> int:
     """`loadgen job --dry-run`: the gcloud commands for an N-task load job (records to a mounted bucket)."""
     from lib.cloudrun.gcloud import format_command, render_job_create, render_job_execute
-    from lib.cloudrun.specs import BucketVolume, JobSpec, build_spec
+    from lib.cloudrun.jobs import bucket_volume
+    from lib.cloudrun.specs import JobSpec, build_spec
 
     profile_from_args(args)  # fail here, not in N cloud tasks
+    if args.max_side is not None and not 16 <= args.max_side <= 4096:  # the tasks' check, in payloads_from_args
+        raise UserError(f"--max-side must be between 16 and 4096 px, got {args.max_side}")
     if args.tasks < 1:
         raise UserError("--tasks must be at least 1")
     settings = load_settings()
-    load_args = ["loadgen", "--mode", args.mode, "--duration", f"{args.duration:g}", "--seed", str(args.seed)]
-    for flag, value in (
-        ("--url", args.url),
-        ("--model", args.model),
-        ("--backend", args.backend),
-        ("--rate", args.rate),
-        ("--ramp", args.ramp),
-        ("--concurrency", args.concurrency),
-        ("--max-requests", args.max_requests),
-        ("--max-images", args.max_images),
-        ("--max-side", args.max_side),
-    ):
-        if value is not None:
-            load_args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    if args.warmup:
-        load_args += ["--warmup", f"{args.warmup:g}"]
-    if args.text:
-        load_args.append("--text")
-    else:
-        load_args += ["--images", args.images or "/app/pets"]
-    load_args += ["--out", "/results/loadgen/" + args.name + "-{task}.jsonl"]
+    load_args = ["loadgen", *forwarded_load_args(args), "--out", "/results/loadgen/" + args.name + "-{task}.jsonl"]
     volumes = (
-        [BucketVolume(name="results", bucket=args.bucket, mount_path="/results", read_only=False)]
-        if args.bucket
-        else []
+        [bucket_volume("results", args.bucket, "/results", read_only=False, flag="--bucket")] if args.bucket else []
     )
-    spec = build_spec(
+    spec: JobSpec = build_spec(  # type: ignore[assignment]
         JobSpec,
         name=args.name,
         image=args.image,

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import Literal, Protocol
+from typing import Literal
 
 import aiohttp
 import httpx
@@ -34,6 +34,7 @@ from lib.jobs import Job, JobControl
 from lib.loadgen.rawhttp import RawSender
 from lib.loadgen.records import RecordWriter, RequestRecord, RunHeader
 from lib.loadgen.schedule import LoadProfile, arrival_offsets_s, concurrency_share, task_share
+from lib.loadgen.send import Sender, SendResult, status_error
 from lib.loadgen.summary import LoadSummary, summarize
 from lib.registry import Backend
 
@@ -118,22 +119,8 @@ async def backend_headers(backend: Backend) -> dict[str, str]:
             raise UserError(f"credentials for {backend.name}: {exc}") from None
 
 
-class Sender(Protocol):
-    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]: ...
-
-    async def aclose(self) -> None: ...
-
-
-def _status_error(status: int) -> tuple[str, str]:
-    if status == 429:
-        return "rate limited (429)", "rate_limited"
-    if status in (502, 503, 504):
-        return f"backend unavailable or cold-starting ({status})", "cold_start"
-    return f"HTTP {status}", "http"
-
-
 class AiohttpSender:
-    """POSTs with one aiohttp session; returns (first_byte, status, bytes, error, kind); never raises."""
+    """POSTs with one aiohttp session; never raises (a failure is a `SendResult` with `error` set)."""
 
     def __init__(self, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float) -> None:
         self.url, self.timeout_s = url, timeout_s
@@ -149,7 +136,7 @@ class AiohttpSender:
     async def aclose(self) -> None:
         await self._session.close()
 
-    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]:
+    async def send(self, body: bytes) -> SendResult:
         first_byte = None
         status = None
         try:
@@ -158,17 +145,16 @@ class AiohttpSender:
                 status = resp.status
                 data = await resp.read()
         except asyncio.TimeoutError:
-            return first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+            return SendResult(first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout")
         except aiohttp.ClientConnectorError as exc:
-            return None, None, 0, f"cannot connect: {exc}", "connect"
+            return SendResult(None, None, 0, f"cannot connect: {exc}", "connect")
         except (aiohttp.ClientError, OSError) as exc:
-            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "connect"
+            return SendResult(first_byte, status, 0, f"{type(exc).__name__}: {exc}", "connect")
         except Exception as exc:  # recorded, never raised
-            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client"
+            return SendResult(first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client")
         if status != 200:
-            err, kind = _status_error(status)
-            return first_byte, status, len(data), err, kind
-        return first_byte, status, len(data), None, None
+            return SendResult(first_byte, status, len(data), *status_error(status))
+        return SendResult(first_byte, status, len(data))
 
 
 class HttpxSender:
@@ -182,7 +168,7 @@ class HttpxSender:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, body: bytes) -> tuple[float | None, int | None, int, str | None, str | None]:
+    async def send(self, body: bytes) -> SendResult:
         first_byte = None
         status = None
         try:
@@ -190,16 +176,17 @@ class HttpxSender:
                 first_byte = perf_counter()
                 status = resp.status_code
                 data = await resp.aread()
+        except httpx.ConnectTimeout as exc:  # httpx-aiohttp reports a refused connection as a connect timeout
+            return SendResult(None, None, 0, f"cannot connect: {exc or type(exc).__name__}", "connect")
         except httpx.TimeoutException:
-            return first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+            return SendResult(first_byte, status, 0, f"no answer within {self.timeout_s:g} s", "timeout")
         except httpx.TransportError as exc:
-            return first_byte, status, 0, f"cannot connect: {exc or type(exc).__name__}", "connect"
+            return SendResult(first_byte, status, 0, f"cannot connect: {exc or type(exc).__name__}", "connect")
         except Exception as exc:
-            return first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client"
+            return SendResult(first_byte, status, 0, f"{type(exc).__name__}: {exc}", "client")
         if status != 200:
-            err, kind = _status_error(status)
-            return first_byte, status, len(data), err, kind
-        return first_byte, status, len(data), None, None
+            return SendResult(first_byte, status, len(data), *status_error(status))
+        return SendResult(first_byte, status, len(data))
 
 
 def make_sender(
@@ -396,7 +383,7 @@ class LoadRun:
         t0 = self._start
         sent = perf_counter()
         try:
-            first_byte, status, size, error, kind = await sender.send(payload.body)
+            result = await sender.send(payload.body)
         except asyncio.CancelledError:
             now = perf_counter() - t0
             record = RequestRecord(
@@ -417,16 +404,17 @@ class LoadRun:
             writer.add(record)
             raise
         done = perf_counter()
+        first_byte = result.first_byte_s
         record = RequestRecord(
             index,
             scheduled_s,
             sent - t0,
             None if first_byte is None else first_byte - t0,
             done - t0,
-            status,
-            size,
-            error,
-            kind,
+            result.status,
+            result.response_bytes,
+            result.error,
+            result.error_kind,
             payload.name,
             warmup,
             self.plan.task_index,

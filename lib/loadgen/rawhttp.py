@@ -12,9 +12,9 @@ import asyncio
 from time import perf_counter
 from urllib.parse import urlsplit
 
-__all__ = ["RawSender"]
+from lib.loadgen.send import SendResult, status_error
 
-Outcome = tuple[float | None, int | None, int, str | None, str | None]
+__all__ = ["RawSender"]
 
 
 class _Connection(asyncio.Protocol):
@@ -141,7 +141,7 @@ def _chunked_size(buf: bytearray, pos: int) -> int | None:
 
 
 class RawSender:
-    """POST ready bodies over pooled keep-alive connections -> (first_byte, status, bytes, error, kind)."""
+    """POST ready bodies over pooled keep-alive connections; every outcome is a `SendResult`, never raised."""
 
     def __init__(self, url: str, headers: dict[str, str], *, max_connections: int, timeout_s: float) -> None:
         parts = urlsplit(url)
@@ -180,14 +180,14 @@ class RawSender:
         self._all.add(conn)
         return conn
 
-    async def send(self, body: bytes) -> Outcome:
+    async def send(self, body: bytes) -> SendResult:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s  # the timeout covers waiting for a free connection too
         if self._slots.locked():
             try:
                 await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
             except asyncio.TimeoutError:
-                return None, None, 0, f"no free connection within {self.timeout_s:g} s", "timeout"
+                return SendResult(None, None, 0, f"no free connection within {self.timeout_s:g} s", "timeout")
         else:
             await self._slots.acquire()
         try:
@@ -195,7 +195,7 @@ class RawSender:
         finally:
             self._slots.release()
 
-    async def _send(self, loop: asyncio.AbstractEventLoop, body: bytes, deadline: float) -> Outcome:
+    async def _send(self, loop: asyncio.AbstractEventLoop, body: bytes, deadline: float) -> SendResult:
         for attempt in (1, 2):  # a reused connection the server just closed: retry once on a new one
             reused = False
             conn = None
@@ -209,12 +209,8 @@ class RawSender:
                 if conn is None:
                     conn = await asyncio.wait_for(self._connect(), max(deadline - loop.time(), 0.001))
             except (OSError, asyncio.TimeoutError) as exc:
-                return (
-                    None,
-                    None,
-                    0,
-                    f"cannot connect to {self.host}:{self.port}: {exc or 'timed out'}",
-                    "connect",
+                return SendResult(
+                    None, None, 0, f"cannot connect to {self.host}:{self.port}: {exc or 'timed out'}", "connect"
                 )
             conn._reset()
             waiter = conn.waiter = loop.create_future()
@@ -226,12 +222,12 @@ class RawSender:
             except asyncio.TimeoutError:
                 conn.transport.close()
                 self._all.discard(conn)
-                return conn.first_byte, None, 0, f"no answer within {self.timeout_s:g} s", "timeout"
+                return SendResult(conn.first_byte, None, 0, f"no answer within {self.timeout_s:g} s", "timeout")
             except ConnectionError as exc:
                 self._all.discard(conn)
                 if reused and attempt == 1 and conn.first_byte is None:
                     continue
-                return conn.first_byte, None, 0, str(exc), "connect"
+                return SendResult(conn.first_byte, None, 0, str(exc), "connect")
             except asyncio.CancelledError:
                 conn.transport.close()
                 self._all.discard(conn)
@@ -245,21 +241,13 @@ class RawSender:
                 conn.transport.close()
                 self._all.discard(conn)
             if status != 200:
-                error, kind = _status_error(status)
-                return conn.first_byte, status, size, error, kind
-            return conn.first_byte, status, size, None, None
+                return SendResult(conn.first_byte, status, size, *status_error(status))
+            return SendResult(conn.first_byte, status, size)
 
-        return None, None, 0, "the server closed the connection before answering", "connect"
+        return SendResult(None, None, 0, "the server closed the connection before answering", "connect")
 
 
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_exception(asyncio.TimeoutError())
 
-
-def _status_error(status: int) -> tuple[str, str]:
-    if status == 429:
-        return "rate limited (429)", "rate_limited"
-    if status in (502, 503, 504):
-        return f"backend unavailable or cold-starting ({status})", "cold_start"
-    return f"HTTP {status}", "http"
