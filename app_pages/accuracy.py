@@ -186,8 +186,6 @@ try:
     runs = list_runs(settings.results_root)
 except UserError as exc:  # a bucket that does not exist or cannot be reached: one sentence, the rest still works
     st.error(str(exc))
-    if is_presenter():
-        presenter_panel(data_dir)
     st.stop()
 
 if not runs:

@@ -151,7 +151,7 @@ async def test_a_hanging_backend_times_out(server: Scripted, pets: Path) -> None
     server.default = (200, completion("Pug"), 3.0)
     async with BackendClient(backend(server.url), retry=RetryPolicy(max_attempts=1), timeout_s=0.5) as client:
         p = await client.classify(jpeg(pets))
-    assert p.error_kind == "timeout" and p.latency_ms < 2000
+    assert (p.error_kind, p.error, p.attempts) == ("timeout", "no answer within 0.5 s", 1)
 
 
 async def test_a_server_that_is_down_fails_fast_as_connect(pets: Path) -> None:

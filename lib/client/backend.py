@@ -249,7 +249,7 @@ class BackendClient:
         if isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, aiohttp.ClientConnectorError):
             return f"cannot connect to {self.base_url}: {exc.__cause__ or exc or type(exc).__name__}", "connect"
         if isinstance(exc, httpx.TimeoutException):
-            return f"no answer within {self.timeout_s:.0f} s", "timeout"
+            return f"no answer within {self.timeout_s:g} s", "timeout"
         return f"connection to {self.base_url} failed: {exc or type(exc).__name__}", "connect"
 
     def _success(self, data: bytes, start: float, ttfb_ms: float, attempts: int) -> Prediction:

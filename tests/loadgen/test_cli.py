@@ -192,7 +192,7 @@ def test_an_empty_images_folder_gets_a_one_line_message(noop, tmp_path):
         "--rate",
         "5",
     )
-    assert done.returncode == 2 and "holds no" in done.stderr
+    assert done.returncode == 2 and "no .jpg/.jpeg/.png/.webp photos; run `make data`" in done.stderr
 
 
 def test_cloud_run_task_variables_pick_this_tasks_share(noop, tmp_path):
