@@ -15,7 +15,7 @@ DATA_DIR ?= data/pets
 DATA_BASE_URL ?=
 DATA_EXPECT ?=
 
-.PHONY: run test test-fast test-slow serve-local train-local data bench install-run install-dev clean
+.PHONY: run test test-fast test-slow serve-local train-local first-run data bench install-run install-dev clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,18 @@ serve-local: install-run
 ## train-local: retrain the shipped pets-tuned head from the sample photos
 train-local: install-run
 	$(PY) -m lib finetune local $(if $(PETS_DIR),--data "$(PETS_DIR)") --out artifacts/pets-tuned
+
+## first-run: remake the report a fresh clone's Accuracy page shows (artifacts/first-run/): the harness asks
+## the local models about the held-out photos; run it after train-local
+FIRST_RUN_PORT ?= 8199
+first-run: install-run
+	@rm -rf .cache/first-run && set -e; \
+	$(PY) -m lib serve-local --host 127.0.0.1 --port $(FIRST_RUN_PORT) & server=$$!; trap 'kill $$server' EXIT; \
+	$(PY) -c "from lib.local import wait_healthy; wait_healthy('http://127.0.0.1:$(FIRST_RUN_PORT)')"; \
+	for backend in pets-base pets-tuned; do \
+		LOCAL_MODELS_PORT=$(FIRST_RUN_PORT) $(PY) -m lib eval --backend $$backend --out .cache/first-run --quiet; \
+	done; \
+	rm -rf artifacts/first-run && mv .cache/first-run artifacts/first-run
 
 ## data: download the Oxford-IIIT Pet dataset (7,349 photos, 774 MiB) into DATA_DIR; run it again to resume
 data: install-run

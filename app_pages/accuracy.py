@@ -14,27 +14,29 @@ import streamlit as st
 
 from app_pages import _common as common
 from lib.accuracy import (
+    Catalog,
     ComparisonView,
     EvalOptions,
     EvalResult,
     Progress,
     RunInfo,
     RunView,
+    catalog,
     compare_runs,
     comparison_frame,
     confusion_figure,
-    default_pair,
     evaluation_job,
     format_points,
     headline_rows,
+    how_made,
     html_report,
     load_run,
     per_breed_figure,
     photo_path,
+    read_info,
     records_csv,
     side_answer,
 )
-from lib.accuracy import list_runs as list_eval_runs
 from lib.breeds import BREED_IDS, display_name
 from lib.data import default_data_dir
 from lib.errors import UserError
@@ -50,22 +52,20 @@ def is_presenter() -> bool:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def list_runs(root_uri: str) -> list[RunInfo]:
-    """Runs in the results store, newest first (re-listed at most every 10 s); none yet on a fresh clone."""
-    store = Store(root_uri)
-    store.check_readable()
-    return list_eval_runs(store)
+def runs_catalog(root_uri: str, shipped: str) -> Catalog:
+    """The results store's runs plus the ones shipped with the code, newest first (re-listed every 10 s)."""
+    return catalog(root_uri, shipped)
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the runs...")
-def run_view(root_uri: str, run_id: str, version: float) -> RunView:
+def run_view(store_uri: str, run_id: str, version: float) -> RunView:
     """A run with its figures; `version` changes when the run does, so finished runs are read once."""
-    return load_run(Store(root_uri), run_id)
+    return load_run(Store(store_uri), run_id)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def comparison_view(root_uri: str, baseline: tuple[str, float], tuned: tuple[str, float]) -> ComparisonView:
-    return compare_runs(run_view(root_uri, *baseline), run_view(root_uri, *tuned))
+def comparison_view(baseline: tuple[str, str, float], tuned: tuple[str, str, float]) -> ComparisonView:
+    return compare_runs(run_view(*baseline), run_view(*tuned))
 
 
 @st.cache_resource
@@ -133,16 +133,19 @@ def live_progress() -> None:
                        f"{r.metrics.errors} errors ({r.wall_s:.0f} s).")
         if not st.session_state.get(f"seen-{r.run_id}"):
             st.session_state[f"seen-{r.run_id}"] = True
-            list_runs.clear()
-            st.rerun(scope="app")  # the new run appears in the pickers
+            runs_catalog.clear()
+            # The picker for the new run's role moves to it (a baseline run to the baseline picker).
+            role = read_info(Store(common.settings().results_root), r.run_id).role
+            st.session_state["baseline-run" if role == "base" else "tuned-run"] = r.run_id
+            st.rerun(scope="app")
 
 
-def pick(label: str, key: str, param: str, runs: list[RunInfo], default: str | None) -> str:
-    ids = [r.run_id for r in runs]
-    labels = {r.run_id: r.label for r in runs}
+def pick(label: str, key: str, param: str, listing: Catalog, default: str | None) -> str:
+    ids = [r.run_id for r in listing.runs]
+    labels = {i: listing.label(i) for i in ids}
     wanted = st.query_params.get(param)
     if wanted and wanted not in labels:
-        st.warning(f"Run {wanted!r} from the link is not in {settings.results_root}; showing the latest instead.")
+        st.warning(f"Run {wanted!r} from the link is not among the runs here; showing the latest instead.")
         wanted = None
     start = wanted or default or ids[0]
     if key not in st.session_state:
@@ -182,11 +185,10 @@ data_dir = default_data_dir(settings.pets_dir)
 if is_presenter():  # first: whatever is wrong with the results below, a new run can always be started
     presenter_panel(data_dir)
 
-try:
-    runs = list_runs(settings.results_root)
-except UserError as exc:  # a bucket that does not exist or cannot be reached: one sentence, the rest still works
-    st.error(str(exc))
-    st.stop()
+listing = runs_catalog(settings.results_root, str(settings.shipped_results))
+if listing.problem:  # a bucket that does not exist or cannot be reached: one sentence, the shipped runs still show
+    st.error(listing.problem)
+runs = list(listing.runs)
 
 if not runs:
     st.info("No evaluation runs yet. Start the local models (`python -m lib serve-local`) and run "
@@ -195,17 +197,22 @@ if not runs:
     st.stop()
 
 by_id = {r.run_id: r for r in runs}
-default_base, default_tuned = default_pair(runs)
+default_base, default_tuned = listing.default_pair()
 left, right = st.columns(2)
 with left:
-    base_id = pick("Baseline run", "baseline-run", "baseline", runs, default_base)
+    base_id = pick("Baseline run", "baseline-run", "baseline", listing, default_base)
 with right:
-    tuned_id = pick("Tuned run", "tuned-run", "tuned", runs, default_tuned)
+    tuned_id = pick("Tuned run", "tuned-run", "tuned", listing, default_tuned)
 st.query_params.update({"baseline": base_id, "tuned": tuned_id})
+made = how_made([by_id[base_id], by_id[tuned_id]], shipped=listing.shipped)
+if {base_id, tuned_id} & listing.shipped:
+    st.info(made + (" Run a new evaluation above to measure your own." if is_presenter() else ""))
+else:
+    st.caption(made)
 
 try:
-    view = comparison_view(settings.results_root, (base_id, version(by_id[base_id])),
-                           (tuned_id, version(by_id[tuned_id])))
+    view = comparison_view((listing.stores[base_id], base_id, version(by_id[base_id])),
+                           (listing.stores[tuned_id], tuned_id, version(by_id[tuned_id])))
 except (UserError, ValueError) as exc:
     st.error(f"These two runs cannot be compared: {exc}")
     st.stop()

@@ -28,6 +28,7 @@ class Settings(BaseModel):
     pets_dir: Path | None = None
     results_root: str = str(REPO_ROOT / "results")
     artifacts_dir: Path = REPO_ROOT / "artifacts" / "pets-tuned"
+    shipped_results: Path = REPO_ROOT / "artifacts" / "first-run"  # the runs a fresh clone's report shows
     cache_dir: Path = REPO_ROOT / ".cache"
     local_host: str = "127.0.0.1"
     local_port: int = Field(default=8100, ge=1, le=65535)
@@ -61,6 +62,7 @@ ENV: dict[str, str] = {
     "PETS_DIR": "pets_dir",
     "RESULTS_ROOT": "results_root",
     "PETS_ARTIFACTS": "artifacts_dir",
+    "SHIPPED_RESULTS": "shipped_results",
     "PETS_CACHE_DIR": "cache_dir",
     "LOCAL_MODELS_HOST": "local_host",
     "LOCAL_MODELS_PORT": "local_port",

@@ -1,5 +1,6 @@
 """Accuracy: the harness asks a backend about labelled photos, records every answer, and counts figures."""
 
+from lib.accuracy.catalog import Catalog, catalog, how_made
 from lib.accuracy.harness import EvalOptions, EvalResult, Progress, evaluate, evaluation_job, run_evaluation
 from lib.accuracy.metrics import (
     ERROR,
@@ -48,6 +49,7 @@ from lib.accuracy.report import (
 )
 
 __all__ = [
+    "Catalog", "catalog", "how_made",
     "EvalOptions", "EvalResult", "Progress", "evaluate", "evaluation_job", "run_evaluation",
     "ERROR", "BreedMetrics", "Comparison", "Confusion", "RunMetrics", "bootstrap_interval", "compare", "confusion",
     "frame", "mcnemar_exact_p", "per_breed", "summarize",

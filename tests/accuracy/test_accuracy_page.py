@@ -11,13 +11,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lib.accuracy import list_runs, read_records, summarize
+from lib.accuracy import catalog, list_runs, read_records, summarize
+from lib.settings import REPO_ROOT
 from lib.store import Store
 from testkit.evalkit import write_run
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO_ROOT / "artifacts" / "first-run"
 # Real photo ids from the shared folder, so the galleries have pictures.
 BASE = [("pug_112", "pug", "pug"), ("pug_127", "pug", "beagle"), ("beagle_10", "beagle", "beagle"),
         ("beagle_117", "beagle", "unknown"), ("Bengal_109", "Bengal", "Egyptian_Mau"), ("Bengal_123", "Bengal", "Bengal")]
@@ -145,12 +147,26 @@ def open_page(monkeypatch: pytest.MonkeyPatch, results_root: str, mode: str = "a
     return AppTest.from_file(str(REPO / "app_pages" / "accuracy.py"), default_timeout=60).run()
 
 
-def test_a_fresh_clone_without_a_results_folder_shows_no_runs_yet(monkeypatch: pytest.MonkeyPatch,
-                                                                  tmp_path: Path) -> None:
-    at = open_page(monkeypatch, str(tmp_path / "not" / "created" / "yet"))
+def test_a_fresh_clone_shows_the_report_shipped_with_the_code(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    at = open_page(monkeypatch, str(tmp_path / "not" / "created" / "yet"))  # an attendee, nothing run yet
     assert not at.exception and not at.error
-    assert any("No evaluation runs yet" in i.value for i in at.info)
+    shipped = catalog(str(tmp_path / "elsewhere"), SHIPPED)
+    base_id, tuned_id = shipped.default_pair()
+    assert (at.selectbox(key="baseline-run").value, at.selectbox(key="tuned-run").value) == (base_id, tuned_id)
+    figures = {r: summarize(read_records(Store(SHIPPED), r).records) for r in (base_id, tuned_id)}
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Baseline accuracy · pets-base"] == f"{figures[base_id].accuracy:.1%}"
+    assert metrics["Tuned accuracy · pets-tuned"] == f"{figures[tuned_id].accuracy:.1%}"
+    made = [i.value for i in at.info if i.value.startswith("Shipped with the code: pets-base was asked on ")]
+    assert made and "`python -m lib eval --backend pets-tuned` against the local model server, 74 photos" in made[0]
+    assert "/" not in made[0].split("of the test split of ")[1].split("`")[1]  # a folder's name, not its path
     assert not (tmp_path / "not").exists()  # reading the page creates nothing
+
+
+def test_without_shipped_runs_an_empty_root_says_how_to_make_some(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv("SHIPPED_RESULTS", str(tmp_path / "none"))
     (tmp_path / "empty").mkdir()
     at = open_page(monkeypatch, str(tmp_path / "empty"))
     assert any("No evaluation runs yet" in i.value for i in at.info)
@@ -165,25 +181,40 @@ def test_a_results_bucket_that_does_not_exist_is_one_sentence(monkeypatch: pytes
     assert [b for b in at.button if b.key == "run-eval"]  # the presenter's panel still works
 
 
-def test_the_presenter_runs_a_new_evaluation_and_sees_it_finish(app, local_server: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def finished_run(at: AppTest, root: Store, backend: str, timeout_s: float = 60) -> str:
+    """Wait for the page's evaluation of `backend` to finish and show its result; its run id."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = next((r for r in list_runs(root) if r.backend == backend and r.photo_count == 4 and r.finished_unix_s),
+                   None)
+        # run.json is written just before the background job records its result: poll the page too.
+        if run is not None and any(f"Run {run.run_id}: 4 photos" in s.value for s in at.run().success):
+            return run.run_id
+        time.sleep(0.2)
+    raise AssertionError(f"no finished 4-photo run of {backend}")
+
+
+def test_the_presenter_runs_both_evaluations_and_the_pickers_move_to_them(
+    app, local_server: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LOCAL_MODELS_PORT", str(urlparse(local_server).port))
     at = app("presenter")
+    assert (at.selectbox(key="baseline-run").value, at.selectbox(key="tuned-run").value) == ("base", "tuned")
     at.number_input(key="eval-limit").set_value(4)
     at.button(key="run-eval").click().run()  # pets-tuned is the default backend
     assert not at.exception
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(r.photo_count == 4 and r.finished_unix_s
-                                                  for r in list_runs(app.root)):
-        time.sleep(0.2)
-    run = next(r for r in list_runs(app.root) if r.photo_count == 4)
-    assert run.backend == "pets-tuned" and run.role == "tuned" and run.finished_unix_s
-    assert len(read_records(app.root, run.run_id).records) == 4
-    # run.json is written just before the background job records its result: poll the page briefly.
-    deadline = time.monotonic() + 10
-    while True:
-        at.run()
-        if any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert any(f"Run {run.run_id}: 4 photos" in s.value for s in at.success)
+    tuned = finished_run(at, app.root, "pets-tuned")
+    run = next(r for r in list_runs(app.root) if r.run_id == tuned)
+    assert run.role == "tuned" and len(read_records(app.root, tuned).records) == 4
+    at.run()
+    assert (at.selectbox(key="baseline-run").value, at.selectbox(key="tuned-run").value) == ("base", tuned)
+
+    at.selectbox(key="eval-backend").set_value("pets-base").run()
+    at.button(key="run-eval").click().run()
+    base = finished_run(at, app.root, "pets-base")
+    at.run()
+    assert (at.selectbox(key="baseline-run").value, at.selectbox(key="tuned-run").value) == (base, tuned)
+    metrics = {m.label: m.value for m in at.metric}
+    figures = {r: summarize(read_records(app.root, r).records) for r in (base, tuned)}
+    assert metrics["Baseline accuracy · pets-base"] == f"{figures[base].accuracy:.1%}"
+    assert metrics["Tuned accuracy · pets-tuned"] == f"{figures[tuned].accuracy:.1%}"
