@@ -177,7 +177,7 @@ def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), mult
                    role: str | None = None) -> list[Backend]:
     """Pick backends from the one registry; with many, narrow by server and by base or tuned, then search.
 
-    Every backend shows what it is ("· base", "· adapter of google/gemma-3-4b-it"); `role` keeps only
+    Every backend shows what it is ("· base", "· tuned", "· adapter"); `role` keeps only
     base or tuned ones (Tuning picks a base model to tune).
     """
     reg = registry()

@@ -78,13 +78,16 @@ class Backend(BaseModel):
         return urlparse(self.base_url).hostname or self.base_url
 
     @property
-    def label(self) -> str:
-        """How pickers show it: name, and what it is (a base model, or tuned from / an adapter of which)."""
+    def kind(self) -> str:
+        """base, tuned (a local head or a models.toml entry), or adapter (a LoRA adapter on a Cloud Run service)."""
         if self.role == "base":
-            return f"{self.name} · base"
-        kind = "adapter" if self.source == "cloud-run" else "tuned"
-        parent = self.base_model if self.source == "cloud-run" and self.base_model else self.tuned_from
-        return f"{self.name} · {kind} of {parent}"
+            return "base"
+        return "adapter" if self.source == "cloud-run" else "tuned"
+
+    @property
+    def label(self) -> str:
+        """How pickers show it: the name and what it is (`svc/pets-lora-7 · adapter`), short enough for a tag."""
+        return f"{self.name} · {self.kind}"
 
 
 @dataclass(frozen=True)

@@ -80,5 +80,5 @@ def test_without_a_project_the_registry_is_models_toml_and_discovery_is_off() ->
     assert registry.names == ["pets-base", "pets-tuned"]
     assert (registry.discovery, registry.services, registry.problems) == ("off", (), ())
     labels = [b.label for b in registry.backends]
-    assert labels == ["pets-base · base", "pets-tuned · tuned of pets-base"]
+    assert labels == ["pets-base · base", "pets-tuned · tuned"]
     assert {b.server for b in registry.backends} == {"local CPU server"}

@@ -74,15 +74,24 @@ def _where(url: str) -> str:
 
 
 def how_made(runs: Sequence[RunInfo], *, shipped: frozenset[str] = frozenset()) -> str:
-    """One sentence per run: when, by which command, against which server, on which photos (folder names only)."""
-    lines = []
+    """When, by which command, against which server and on which photos the runs were made (folder names only).
+
+    Runs that share all but the backend (the usual baseline-and-tuned pair) make one sentence.
+    """
+    groups: dict[tuple, list[RunInfo]] = {}
     for info in runs:
-        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info.started_unix_s))
-        command = f"python -m lib eval --backend {info.backend}" + (" --constrained" if info.constrained else "")
-        folder = PurePath(info.data_dir).name or "the photo folder"
-        limit = f", the first {info.limit}" if info.limit else ""
-        commit = f", code at commit {info.git_commit}" if info.git_commit else ""
-        origin = "Shipped with the code: " if info.run_id in shipped else ""
-        lines.append(f"{origin}{info.backend} was asked on {started} by `{command}` against {_where(info.url)}, "
-                     f"{info.photo_count} photos of the {info.split} split of `{folder}`{limit}{commit}.")
-    return " ".join(lines)
+        key = (info.run_id in shipped, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info.started_unix_s)),
+               _where(info.url), info.photo_count, info.split, PurePath(info.data_dir).name or "the photo folder",
+               info.limit, info.git_commit, info.constrained)
+        if info not in groups.setdefault(key, []):
+            groups[key].append(info)
+    sentences = []
+    for (is_shipped, started, where, count, split, folder, limit, commit, constrained), members in groups.items():
+        flag = " --constrained" if constrained else ""
+        commands = " and ".join(f"`python -m lib eval --backend {m.backend}{flag}`" for m in members)
+        first = f", the first {limit}" if limit else ""
+        code = f" (code at commit {commit})" if commit else ""
+        origin = "Shipped with the code: made" if is_shipped else "Made"
+        sentences.append(f"{origin} on {started} by {commands} against {where}, on {count} photos of the {split} "
+                         f"split of `{folder}`{first}{code}.")
+    return " ".join(sentences)

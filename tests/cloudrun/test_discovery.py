@@ -88,7 +88,7 @@ def test_the_registry_merges_models_toml_and_cloud_run(
     assert (registry.discovery, registry.problems) == ("ok", ())
     assert [b.name for b in filter_backends(backends, "lora 001")] == ["svc-001/pets-lora-001-0"]
     adapter = registry.find("svc-001/pets-lora-001-0")
-    assert (adapter.server, adapter.label) == ("svc-001", "svc-001/pets-lora-001-0 · adapter of google/gemma-3-4b-it")
+    assert (adapter.server, adapter.label) == ("svc-001", "svc-001/pets-lora-001-0 · adapter")
     assert registry.find("svc-001/google/gemma-3-4b-it").label == "svc-001/google/gemma-3-4b-it · base"
 
 

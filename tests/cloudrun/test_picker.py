@@ -34,9 +34,9 @@ def test_classify_lists_a_discovered_service_and_its_adapter_and_answers_from_bo
     model_servers.answers.update({"google/gemma-3-4b-it": "It is a Bengal cat.", "pets-lora-000-0": "Havanese"})
     at = app.run()
     picker = at.multiselect(key="classify-backends")
-    assert picker.options == ["pets-base · base", "pets-tuned · tuned of pets-base",
+    assert picker.options == ["pets-base · base", "pets-tuned · tuned",
                               "svc-000/google/gemma-3-4b-it · base",
-                              "svc-000/pets-lora-000-0 · adapter of google/gemma-3-4b-it"]
+                              "svc-000/pets-lora-000-0 · adapter"]
     picker.set_value(["svc-000/google/gemma-3-4b-it", "svc-000/pets-lora-000-0"]).run()
     at.radio(key="source").set_value("Sample photos").run()
     at.selectbox(key="sample-breed").set_value("havanese").run()
@@ -60,8 +60,8 @@ def test_650_backends_narrow_by_server_kind_and_search(
     assert len(servers.options) == 1 + 1 + 150
     servers.set_value("svc-012").run()
     assert at.multiselect(key="classify-backends").options == [
-        "svc-012/google/gemma-3-4b-it · base", "svc-012/pets-extra-012 · adapter of google/gemma-3-4b-it",
-        *[f"svc-012/pets-lora-012-{k} · adapter of google/gemma-3-4b-it" for k in range(3)],
+        "svc-012/google/gemma-3-4b-it · base", "svc-012/pets-extra-012 · adapter",
+        *[f"svc-012/pets-lora-012-{k} · adapter" for k in range(3)],
     ]
     at.selectbox(key="classify-backends-kind").set_value("base").run()
     assert at.multiselect(key="classify-backends").options == ["svc-012/google/gemma-3-4b-it · base"]
@@ -69,13 +69,13 @@ def test_650_backends_narrow_by_server_kind_and_search(
     at.selectbox(key="classify-backends-kind").set_value("tuned").run()
     at.text_input(key="classify-backends-search").input("extra-04").run()
     picker = at.multiselect(key="classify-backends")
-    assert picker.options == [f"svc-{i:03d}/pets-extra-{i:03d} · adapter of google/gemma-3-4b-it"
+    assert picker.options == [f"svc-{i:03d}/pets-extra-{i:03d} · adapter"
                               for i in range(40, 50)]
     picker.set_value(["svc-041/pets-extra-041"]).run()
     # narrowing again keeps what was picked, and the picked backend answers
     at.text_input(key="classify-backends-search").input("lora-100-1").run()
     assert at.multiselect(key="classify-backends").value == ["svc-041/pets-extra-041"]
-    assert "svc-041/pets-extra-041 · adapter of google/gemma-3-4b-it" in at.multiselect(key="classify-backends").options
+    assert "svc-041/pets-extra-041 · adapter" in at.multiselect(key="classify-backends").options
     assert not at.exception
 
 
@@ -113,7 +113,7 @@ def test_every_page_picks_from_the_same_registry(
     wanted = "svc-000/google/gemma-3-4b-it · base"
     assert wanted in options, options
     if key != "launch-base":
-        assert "svc-000/pets-lora-000-0 · adapter of google/gemma-3-4b-it" in options
+        assert "svc-000/pets-lora-000-0 · adapter" in options
     else:  # Tuning picks a base model to tune
         assert all(o.endswith(" · base") for o in options)
     assert not at.exception

@@ -115,7 +115,7 @@ def test_make_data_make_run_and_the_first_visit_to_accuracy(browser, running: st
         page.get_by_role("heading", name="Does tuning help?").wait_for()
         menu = [t.split()[-1] for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
         assert menu == ["Classify", "Accuracy", "Fleet", "Tuning", "Live", "Cost"]  # the app's own, titled
-        expect(page.get_by_text(re.compile(r"^Shipped with the code: pets-base was asked on "))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^Shipped with the code: made on "))).to_be_visible()
         tuned_on_accuracy = metric(page, "Tuned accuracy · pets-tuned")
         assert re.fullmatch(r"\d+\.\d%", tuned_on_accuracy)
         assert re.fullmatch(r"\d+\.\d%", metric(page, "Baseline accuracy · pets-base"))
@@ -131,7 +131,7 @@ def test_make_data_make_run_and_the_first_visit_to_accuracy(browser, running: st
         page.locator('[data-testid="stSidebarNav"]').get_by_text("Classify").click()
         page.get_by_role("heading", name="What breed is this pet?").wait_for()
         box = page.locator('[data-testid="stMultiSelect"]')
-        for label in ("svc-000/google/gemma-3-4b-it · base", "svc-000/pets-lora-000-0 · adapter of google/gemma-3-4b-it"):
+        for label in ("svc-000/google/gemma-3-4b-it · base", "svc-000/pets-lora-000-0 · adapter"):
             box.locator("input").click()
             page.get_by_role("option", name=label).click()
             page.keyboard.press("Escape")
