@@ -60,8 +60,10 @@ def upload(page: Page, path: Path) -> None:
 
 
 def nav_links(page: Page) -> list[str]:
-    """Page titles in the sidebar navigation (icons dropped)."""
-    return [text.split()[-1] for text in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+    """Page titles in the sidebar navigation (icons dropped), once the menu is drawn (it comes whole)."""
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    links.first.wait_for()
+    return [text.split()[-1] for text in links.all_inner_texts()]
 
 
 def tuned_says(local_server: str, photo: Path) -> str:
