@@ -3,6 +3,7 @@ write; writes are whole; a bucket that does not exist is one plain sentence; run
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -103,12 +104,9 @@ def test_a_bucket_that_does_not_exist_is_one_sentence_for_every_operation() -> N
 
 
 def test_two_run_ids_made_in_the_same_second_differ() -> None:
-    ids = [new_run_id("pets-tuned", now=1_700_000_000) for _ in range(2000)]
-    assert len(set(ids)) == len(ids)
-    assert all(i.startswith("20231114T221320Z-pets-tuned-") for i in ids)
-    for second in (time.time(), 1_700_000_000, 0, 1_800_000_000, 5, time.time()):  # seconds in any order
-        batch = [new_run_id("pets-tuned", now=second) for _ in range(500)]
-        assert len(set(batch)) == len(batch)
+    ids = [new_run_id("pets-tuned", now=1_700_000_000) for _ in range(200)]
+    assert len(set(ids)) == len(ids)  # 32 random bits each: a clash here is a one-in-200,000 event
+    assert all(re.fullmatch(r"20231114T221320Z-pets-tuned-[0-9a-f]{8}", i) for i in ids)
 
 
 def test_run_ids_sort_by_time_and_say_what_ran() -> None:
@@ -118,7 +116,7 @@ def test_run_ids_sort_by_time_and_say_what_ran() -> None:
     earlier, later = new_run_id("zzz", now=100), new_run_id("aaa", now=101)
     assert sorted([later, earlier]) == [earlier, later]
     run_id = new_run_id("svc-003/pets-lora-003-0")
-    assert check_run_id(run_id) == run_id and len(run_id.rsplit("-", 1)[-1]) == 4
+    assert check_run_id(run_id) == run_id and len(run_id.rsplit("-", 1)[-1]) == 8
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 200, "with space"])

@@ -68,7 +68,7 @@ def list_finished_runs(results_root: Store | str) -> list[FinishedRun]:
 
 
 def new_tuning_run_name(model_id: str) -> str:
-    """A default run name: the one run-id format, labelled by the model (`20261128T101500Z-gemma-3-4b-it-3f2a`)."""
+    """A default run name: the one run-id format, labelled by the model (`20261128T101500Z-gemma-3-4b-it-3f2a9c1b`)."""
     return new_run_id(model_id.rsplit("/", 1)[-1])
 
 
