@@ -25,7 +25,7 @@ from lib.registry import Backend, Registry, filter_backends, group_by_server, lo
 from lib.settings import Settings, load_settings
 
 __all__ = [
-    "settings", "registry", "backends", "pool", "health", "classify", "sample_photos", "sample_photos_problem",
+    "settings", "registry", "backends", "pool", "auth_headers", "health", "classify", "sample_photos", "sample_photos_problem",
     "thumbnail", "backend_picker", "show_registry_problems", "start_local_models", "image_limits", "digest", "access",
     "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification", "session_id",
 ]
@@ -76,6 +76,15 @@ def pool() -> ClientPool:
 def health(chosen: tuple[Backend, ...]) -> dict[str, Health]:
     """Health of the chosen backends, re-probed at most every 5 s, through the kept clients."""
     return {h.backend: h for h in pool().health(chosen, timeout_s=2.0)}
+
+
+def auth_headers(backend: Backend) -> dict[str, str]:
+    """The Authorization header `backend` needs, from its kept client (a Google ID token once per service)."""
+    kept = pool()
+    try:
+        return kept.run(kept.client(backend).auth_headers())
+    except PermissionError as exc:
+        raise UserError(f"credentials for {backend.name}: {exc}") from None
 
 
 def digest(data: bytes) -> str:

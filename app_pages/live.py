@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict
 from urllib.parse import urlparse
@@ -30,7 +29,6 @@ from lib.loadgen import (
     text_payload,
     timeline,
 )
-from lib.loadgen.engine import backend_headers
 from lib.registry import Backend
 from lib.store import new_run_id
 
@@ -131,7 +129,7 @@ elif start:
             payloads = photo_payloads(str(photos_dir), backend.model, int(max_side), int(max_images))
         else:
             payloads = (text_payload(backend.model),)
-        headers = asyncio.run(backend_headers(backend)) if backend.auth != "none" else {}
+        headers = common.auth_headers(backend)  # from the kept client: one ID token per service
         run_id = new_run_id(backend.name)
         plan = LoadPlan(
             url=chat_url(backend.base_url),
