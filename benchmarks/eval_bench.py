@@ -119,11 +119,9 @@ def main() -> int:
         url = args.url
         if url is None:
             from lib.local import start_local_server
-            import socket
+            from testkit import free_port
 
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
             proc = start_local_server("127.0.0.1", port)
             url = f"http://127.0.0.1:{port}/v1"
         try:
