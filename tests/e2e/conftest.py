@@ -70,6 +70,11 @@ def fresh_dashboard(tmp_path: Path, local_server: str, pets: Path) -> Iterator[s
 
 @pytest.fixture(scope="session")
 def browser():
+    # Waits, not timings: on a busy 2-core machine a first answer (an ID token minted, a model warmed) can
+    # take longer than Playwright's 5 s default; nothing here measures speed (benchmarks/ do).
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package with apt-get")
@@ -91,7 +96,7 @@ def new_page(browser, request: pytest.FixtureRequest) -> Iterator[Callable]:
 
     def make(headers: dict[str, str] | None = None):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, extra_http_headers=headers or {})
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
 

@@ -132,10 +132,13 @@ def test_make_data_make_run_and_the_first_visit_to_accuracy(browser, running: st
         page.locator('[data-testid="stSidebarNav"]').get_by_text("Classify").click()
         page.get_by_role("heading", name="What breed is this pet?").wait_for()
         box = page.locator('[data-testid="stMultiSelect"]')
-        for label in ("svc-000/google/gemma-3-4b-it · base", "svc-000/pets-lora-000-0 · adapter"):
+        discovered = ("svc-000/google/gemma-3-4b-it · base", "svc-000/pets-lora-000-0 · adapter")
+        for label in discovered:
             box.locator("input").click()
             page.get_by_role("option", name=label).click()
             page.keyboard.press("Escape")
+        expect(box.locator('[data-tag] > span[title]')).to_have_text(
+            ["pets-base · base", "pets-tuned · tuned", *discovered])
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(pets / "pug_112.jpg"))
         answer = page.locator('[data-testid="stMetric"]', has_text="svc-000/pets-lora-000-0")
         expect(answer.locator('[data-testid="stMetricValue"]')).to_have_text("Pug")
@@ -147,5 +150,8 @@ def test_make_data_make_run_and_the_first_visit_to_accuracy(browser, running: st
 
         page.get_by_text("Sample photos").click()  # the photos `make data` brought
         expect(page.get_by_role("button", name="Random photo")).to_be_visible()
+    except BaseException:
+        shot(page, "failed")  # what the page showed when it went wrong
+        raise
     finally:
         context.close()
