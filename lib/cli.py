@@ -68,8 +68,9 @@ class ProgressBar:
             if self._bar is not None:
                 self._bar.close()
             scale = self.unit == "B"
-            self._bar = tqdm(total=total, desc=desc, unit=self.unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit=self.unit, unit_scale=scale,
+                             unit_divisor=1024 if scale else 1000, file=sys.stderr, mininterval=0.5,
+                             dynamic_ncols=True)
             self._name = desc
         return self._bar
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lib.cloudrun.discovery import DiscoveredService
 
 __all__ = [
-    "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
+    "Auth", "Family", "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
     "local_base_url", "merge_backends", "filter_backends", "group_by_server", "group_by_base_model",
 ]
 
@@ -135,11 +135,13 @@ def read_models_toml(path: Path | None = None, settings: Settings | None = None)
         problems = []
         for err in exc.errors():
             loc = err["loc"]
-            where = f"backend #{loc[1] + 1}" if len(loc) > 1 and loc[0] == "backend" else "file"
+            where = "file"
             if len(loc) > 1 and loc[0] == "backend" and isinstance(loc[1], int):
+                i = loc[1]
+                where = f"backend #{i + 1}"
                 entries = raw.get("backend", [])
-                if isinstance(entries, list) and loc[1] < len(entries) and isinstance(entries[loc[1]], dict):
-                    where = f"backend {entries[loc[1]].get('name', '#' + str(loc[1] + 1))!r}"
+                if isinstance(entries, list) and i < len(entries) and isinstance(entries[i], dict):
+                    where = f"backend {entries[i].get('name', f'#{i + 1}')!r}"
             field = ".".join(str(p) for p in loc[2:]) or "entry"
             problems.append(f"{where}, {field}: {err['msg']}")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None

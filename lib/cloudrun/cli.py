@@ -17,7 +17,7 @@ from lib.cloudrun.jobs import parse_pairs, parse_volumes
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, SpecError, build_spec
 from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
-from lib.registry import resolve_backend
+from lib.registry import Backend, resolve_backend
 from lib.settings import load_settings
 
 __all__ = ["add_commands", "add_job_arguments", "service_spec"]
@@ -37,7 +37,7 @@ def service_spec(args: argparse.Namespace) -> ServiceSpec:
         probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"), period_s=period or 10,
                           timeout_s=min(5, period or 5), failure_threshold=failures or 60)
     container_args = split_list(args.args) if args.args else []
-    return build_spec(  # type: ignore[return-value]
+    return build_spec(
         ServiceSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
         region=args.region or settings.region, gpu_type=args.gpu_type, gpu_count=args.gpu, cpu=args.cpu,
         memory=args.memory, min_instances=args.min_instances, max_instances=args.max_instances,
@@ -104,13 +104,12 @@ def _image_bytes(path: str | None) -> bytes:
 
 
 def _coldstart(args: argparse.Namespace) -> int:
-    target: object = args.target
+    target: Backend | str = args.target
     if not args.target.startswith(("http://", "https://")):
         target = resolve_backend(args.target)
     elif not args.model:
         raise UserError("a URL needs --model (the model name the server serves)")
-    retry = RetryPolicy(deadline_s=args.deadline_s, max_attempts=10_000, backoff_initial_s=0.5,
-                                  backoff_max_s=5.0)
+    retry = RetryPolicy(deadline_s=args.deadline_s, max_attempts=10_000, backoff_initial_s=0.5, backoff_max_s=5.0)
     result = coldstart.measure_sync(target, args.model, _image_bytes(args.image), retry=retry)
     saved = None if args.no_save else coldstart.save_result(result)
     print(json.dumps({**asdict(result), "saved_to": saved}))

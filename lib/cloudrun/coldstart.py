@@ -20,7 +20,7 @@ import httpx
 
 from lib.client import BackendClient, Prediction, RetryPolicy, TokenProvider, chat_request, make_http_client
 from lib.images import prepare_jpeg
-from lib.registry import Backend
+from lib.registry import Auth, Backend
 from lib.settings import Settings, load_settings
 from lib.store import COLDSTART, Store, new_run_id
 
@@ -59,7 +59,7 @@ def _as_backend(target: Backend | str, model: str | None) -> Backend:
     url = target.rstrip("/")
     base_url = url if url.endswith("/v1") else url + "/v1"
     host = re.sub(r"^https?://", "", url).split("/")[0]
-    auth = "google-id-token" if host.endswith(".run.app") else "none"
+    auth: Auth = "google-id-token" if host.endswith(".run.app") else "none"
     return Backend(name=re.sub(r"[^A-Za-z0-9._:/-]", "-", host) or "url", base_url=base_url, model=model,
                    family="openai", auth=auth)
 
@@ -141,6 +141,10 @@ def load_results(settings: Settings | None = None, *, store: Store | None = None
     return sorted(results, key=lambda r: r.measured_at, reverse=True)
 
 
-def measure_sync(*args: object, **kwargs: object) -> ColdStartResult:
+def measure_sync(
+    target: Backend | str, model: str | None, image_bytes: bytes, *, retry: RetryPolicy = COLD_START_RETRY,
+    timeout_s: float = 600.0, token_provider: TokenProvider | None = None, max_image_side: int = 896,
+) -> ColdStartResult:
     """`measure_cold_start` for synchronous callers (CLI, Streamlit)."""
-    return asyncio.run(measure_cold_start(*args, **kwargs))  # type: ignore[arg-type]
+    return asyncio.run(measure_cold_start(target, model, image_bytes, retry=retry, timeout_s=timeout_s,
+                                          token_provider=token_provider, max_image_side=max_image_side))

@@ -126,7 +126,7 @@ def finetune_spec(options: FinetuneJobOptions) -> JobSpec:
     """The Gemma LoRA training job: `python -m lib finetune gemma TRAINER_ARGS` on a GPU; bad values raise SpecError."""
     settings = load_settings()
     o = options
-    return build_spec(  # type: ignore[return-value]
+    return build_spec(
         JobSpec, name=o.name, image=o.image, project=o.project or settings.google_cloud_project,
         region=o.region or settings.region, gpu_type=o.gpu_type, cpu=o.cpu, memory=o.memory,
         tasks=o.tasks, parallelism=o.parallelism, max_retries=o.max_retries,

@@ -38,7 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_local(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("local", help="train the pets-tuned head on the CPU (seconds)")
-    p.add_argument("--data", type=Path, default=None, help="photos: a flat folder or the dataset's layout (default PETS_DIR, data/pets, ../shared/pets)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="photos: a flat folder or the dataset's layout (default PETS_DIR, data/pets, ../shared/pets)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default artifacts/pets-tuned)")
     p.add_argument("--reg", type=float, default=0.01)
     p.add_argument("--steps", type=int, default=1500)

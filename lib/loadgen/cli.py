@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import json
 import signal
@@ -46,7 +47,8 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--url", help="base URL ending /v1 (or the full /chat/completions URL)")
     target.add_argument("--model", help="model name to put in each request")
-    target.add_argument("--backend", help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
+    target.add_argument("--backend",
+                        help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
     target.add_argument("--images", help="folder of photos to send (default: PETS_DIR, data/pets, ../shared/pets)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
     target.add_argument(
@@ -237,10 +239,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             loop.add_signal_handler(signal.SIGINT, run.stop)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-            pass
         await run.run()
 
     try:
@@ -328,7 +328,7 @@ def job_command(args: argparse.Namespace) -> int:
     volumes = (
         [bucket_volume("results", args.bucket, "/results", read_only=False, flag="--bucket")] if args.bucket else []
     )
-    spec: JobSpec = build_spec(  # type: ignore[assignment]
+    spec = build_spec(
         JobSpec,
         name=args.name,
         image=args.image,

@@ -6,6 +6,7 @@ from lib.local.process import is_healthy, port_in_use, start_local_server, stop_
 from lib.local.server import MODELS, create_app, serve
 
 __all__ = [
-    "BREED_OF_CLASS", "PET_LABELS", "DRAFT", "INPUT_SIZE", "Backbone", "Features", "TunedHead", "base_answer", "preprocess", "weights_path",
+    "BREED_OF_CLASS", "PET_LABELS", "DRAFT", "INPUT_SIZE", "Backbone", "Features", "TunedHead", "base_answer",
+    "preprocess", "weights_path",
     "is_healthy", "port_in_use", "start_local_server", "stop_process", "wait_healthy", "MODELS", "create_app", "serve",
 ]
