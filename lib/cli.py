@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run one command, and turn user errors into a one-line message and exit code 2."""
-    from lib.local.process import watch_parent
+    from lib.local import watch_parent
 
     watch_parent()  # a child of the dashboard (or of `make run`) ends when its parent does
     args = build_parser().parse_args(argv)

@@ -19,7 +19,7 @@ from lib.errors import UserError
 from lib.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from lib.cloudrun.discovery import DiscoveredService
+    from lib.cloudrun import DiscoveredService
 
 __all__ = [
     "Auth", "Family", "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
@@ -183,7 +183,9 @@ def merge_backends(configured: Iterable[Backend], discovered: Iterable[Backend])
     return merged, problems
 
 
-def load_backends(settings: Settings | None = None, *, refresh: bool = False, max_age_s: float = 300.0) -> Registry:
+def load_backends(
+    settings: Settings | None = None, *, refresh: bool = False, max_age_s: float = 300.0, probe_timeout_s: float = 5.0,
+) -> Registry:
     """models.toml plus what Cloud Run discovery finds (when GOOGLE_CLOUD_PROJECT is set).
 
     A bad models.toml raises ConfigError; a discovery failure or an unusable service becomes a problem
@@ -193,14 +195,15 @@ def load_backends(settings: Settings | None = None, *, refresh: bool = False, ma
     configured = read_models_toml(settings=settings)
     if not settings.google_cloud_project:
         return Registry(tuple(configured))
-    from lib.cloudrun import discovery  # Cloud Run clients load only when a project is set
+    # The Cloud Run client libraries load only when a project is set.
+    from lib.cloudrun import discover_cached, discovery_regions, to_backends
 
     try:
-        found = discovery.discover_cached(settings.google_cloud_project, discovery.discovery_regions(settings),
-                                          max_age_s=max_age_s, refresh=refresh, settings=settings)
+        found = discover_cached(settings.google_cloud_project, discovery_regions(settings),
+                                max_age_s=max_age_s, refresh=refresh, settings=settings, timeout_s=probe_timeout_s)
     except UserError as exc:
         return Registry(tuple(configured), problems=(f"Cloud Run discovery failed: {exc}",), discovery="failed")
-    merged, clashes = merge_backends(configured, discovery.to_backends(found))
+    merged, clashes = merge_backends(configured, to_backends(found))
     unusable = [f"{s.name} ({s.info.region}): {s.health}: {s.error}" for s in found if s.health != "ok"]
     return Registry(tuple(merged), tuple(found), tuple(unusable + clashes), "ok")
 

@@ -13,8 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.cloudrun.cli import add_job_arguments
-from lib.cloudrun.jobs import FinetuneJobOptions, finetune_spec, parse_pairs, parse_volumes, submit_job
+from lib.cloudrun import (
+    FinetuneJobOptions,
+    add_job_arguments,
+    finetune_spec,
+    parse_pairs,
+    parse_volumes,
+    submit_job,
+)
 from lib.data import default_data_dir
 from lib.errors import UserError
 from lib.settings import load_settings

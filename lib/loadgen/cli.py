@@ -314,9 +314,7 @@ def forwarded_load_args(args: argparse.Namespace) -> list[str]:
 
 def job_command(args: argparse.Namespace) -> int:
     """`loadgen job --dry-run`: the gcloud commands for an N-task load job (records to a mounted bucket)."""
-    from lib.cloudrun.gcloud import format_command, render_job_create, render_job_execute
-    from lib.cloudrun.jobs import bucket_volume
-    from lib.cloudrun.specs import JobSpec, build_spec
+    from lib.cloudrun import JobSpec, bucket_volume, build_spec, format_command, render_job_create, render_job_execute
 
     profile_from_args(args)  # fail here, not in N cloud tasks
     if args.max_side is not None and not 16 <= args.max_side <= 4096:  # the tasks' check, in payloads_from_args

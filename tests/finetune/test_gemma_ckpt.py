@@ -10,7 +10,7 @@ import fsspec
 import pytest
 
 from lib.errors import UserError
-from lib.finetune.gemma_ckpt import (
+from lib.finetune import (
     MARKER,
     META_FILE,
     Checkpoint,
@@ -65,7 +65,8 @@ def test_publish_local_renames_staging_into_a_complete_step(tmp_path: Path):
     folder = tmp_path / "out" / "checkpoints" / "step-4"
     assert saved == Checkpoint(4, "step-4")
     assert (folder / MARKER).exists() and (folder / "trainer_state.json").exists()
-    assert json.loads((folder / META_FILE).read_text()) == {"model_id": "m", "config_sha256": "abc", "step": 4, "lora_r": 8}
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta == {"model_id": "m", "config_sha256": "abc", "step": 4, "lora_r": 8}
     assert not (tmp_path / "staging" / "checkpoint-4").exists()
     assert sorted(p.name for p in folder.parent.iterdir()) == ["step-4"]  # no .tmp left behind
     assert read_meta(out, saved).step == 4
