@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
-from lib.accuracy import EvalOptions, EvalRecord, RecordWriter, RunInfo, run_evaluation, write_info  # noqa: E402  # noqa: E402
+from lib.accuracy import EvalOptions, EvalRecord, RecordWriter, RunInfo, run_evaluation, write_info  # noqa: E402
 from lib.breeds import BREED_IDS  # noqa: E402
 from lib.client import chat_request  # noqa: E402
 from lib.data import list_photos  # noqa: E402

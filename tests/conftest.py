@@ -17,7 +17,7 @@ import pytest
 from lib.cloudrun import Clients, make_clients
 from lib.local import start_local_server
 from lib.settings import load_settings
-from testkit import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
+from testkit import REPO, free_port, pets_dir
 from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
 from testkit.gcs import fake_gcs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -101,8 +102,16 @@ def test_object_store_gets_the_marker_after_the_files(tmp_path: Path):
     out.check_writable()
     written: list[str] = []
     real_pipe, real_put = fs.pipe_file, fs.put_file
-    fs.pipe_file = lambda path, data, **kw: (written.append(path), real_pipe(path, data, **kw))[1]  # type: ignore
-    fs.put_file = lambda lpath, rpath, **kw: (written.append(rpath), real_put(lpath, rpath, **kw))[1]  # type: ignore
+
+    def pipe_file(path: str, data: bytes, **kw: Any) -> Any:  # fsspec's own writes, recorded in order
+        written.append(path)
+        return real_pipe(path, data, **kw)
+
+    def put_file(lpath: str, rpath: str, **kw: Any) -> Any:
+        written.append(rpath)
+        return real_put(lpath, rpath, **kw)
+
+    fs.pipe_file, fs.put_file = pipe_file, put_file
     try:
         publish_checkpoint(out, staged(tmp_path, 6), CheckpointMeta("m", "abc", 6, 8))
     finally:
