@@ -378,8 +378,7 @@ def _histogram_delta(prev: Scrape, cur: Scrape, name: str) -> tuple[list[tuple[f
     edges = sorted(b)
     cumulative = [b[e] - a.get(e, 0.0) for e in edges]
     counts = [int(round(c - (cumulative[i - 1] if i else 0.0))) for i, c in enumerate(cumulative)]
-    lows = [0.0] + edges[:-1]
-    return list(zip(lows, edges, strict=True)), counts
+    return list(itertools.pairwise([0.0, *edges])), counts  # (low, high) per bucket; none until the server has one
 
 
 def local_metrics(prev: Scrape, cur: Scrape) -> LocalMetrics:
