@@ -64,4 +64,4 @@ data: install-run
 		$(foreach e,$(DATA_EXPECT),--expect $(e))
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache .ruff_cache .mypy_cache
