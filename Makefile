@@ -1,4 +1,4 @@
-# Two commands matter: `make run` (the dashboard on local CPU models) and `make test`.
+# Two commands matter: `make run` (the dashboard on local CPU models) and `make test` (`make check`, then the tests).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,8 +14,10 @@ HOST ?= 127.0.0.1
 DATA_DIR ?= data/pets
 DATA_BASE_URL ?=
 DATA_EXPECT ?=
+# What ruff checks (its rules and mypy's files are in pyproject.toml).
+LINT_PATHS := lib app_pages streamlit_app.py testkit benchmarks
 
-.PHONY: run test test-fast test-slow serve-local train-local first-run data bench install-run install-dev clean
+.PHONY: run check test test-fast test-slow serve-local train-local first-run data bench install-run install-dev clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +38,17 @@ install-dev: $(VENV)/.dev-deps
 run: install-run
 	@$(PY) -m lib dashboard --host $(HOST) --port $(PORT) --local-port $(LOCAL_PORT)
 
-## test: fast tests first, then the slow integration tests (servers, training, browser)
-test: install-dev
+## check: ruff and mypy; a single finding fails it (and so `make test`)
+check: install-dev
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m mypy
+
+## test: the check first, then the fast tests, then the slow integration tests (servers, training, browser)
+test: check
 	$(PY) -m pytest -q -m "not slow"
 	$(PY) -m pytest -q -m slow
 
-test-fast: install-dev
+test-fast: check
 	$(PY) -m pytest -q -m "not slow"
 
 serve-local: install-run
@@ -69,4 +76,4 @@ data: install-run
 		$(foreach e,$(DATA_EXPECT),--expect $(e))
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache .ruff_cache .mypy_cache

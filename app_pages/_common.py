@@ -25,12 +25,14 @@ from lib.registry import Backend, Registry, filter_backends, group_by_server, lo
 from lib.settings import Settings, load_settings
 
 __all__ = [
-    "settings", "registry", "backends", "pool", "auth_headers", "health", "classify", "sample_photos", "sample_photos_problem",
-    "thumbnail", "backend_picker", "show_registry_problems", "start_local_models", "image_limits", "digest", "access",
+    "settings", "registry", "backends", "pool", "auth_headers", "health", "classify", "sample_photos",
+    "sample_photos_problem", "thumbnail", "backend_picker", "show_registry_problems", "start_local_models",
+    "image_limits", "digest", "access",
     "is_presenter", "require_presenter", "presenter_sign_in", "allow_classification", "session_id",
 ]
 
 PICKER_SEARCH_AT = 12  # more backends than this: narrow by server and kind before picking
+KIND_LABELS = {"all": "all", "base": "base models", "tuned": "tuned / adapters"}
 
 
 @st.cache_resource
@@ -201,8 +203,7 @@ def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), mult
         left, mid, right = st.columns([2, 1, 2])
         server = left.selectbox("Server", list(labels), format_func=labels.__getitem__, key=f"{key}-server")
         kinds = ["all", "base", "tuned"] if role is None else [role]
-        kind = mid.selectbox("Kind", kinds, key=f"{key}-kind",
-                             format_func={"all": "all", "base": "base models", "tuned": "tuned / adapters"}.get)
+        kind = mid.selectbox("Kind", kinds, key=f"{key}-kind", format_func=lambda k: KIND_LABELS.get(k, k))
         query = right.text_input("Search", key=f"{key}-search", placeholder="name, model, region…")
         pool_ = [b for members in servers.values() for b in members] if server == "All servers" else servers[server]
         pool_ = [b for b in pool_ if kind == "all" or b.role == kind]
@@ -211,7 +212,10 @@ def backend_picker(key: str, *, default: tuple[str, ...] = ("pets-tuned",), mult
     names = [b.name for b in pool_]
     # What is already picked stays pickable, whatever the filters show now.
     options = names + [n for n in chosen_now if n not in names]
-    fmt = lambda name: by_name[name].label  # noqa: E731
+
+    def fmt(name: str) -> str:
+        return by_name[name].label
+
     if multi:
         picked = st.multiselect("Backends", options, default=None if key in st.session_state else
                                 [n for n in default if n in by_name], key=key, format_func=fmt,

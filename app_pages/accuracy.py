@@ -38,7 +38,7 @@ from lib.accuracy import (
     side_answer,
 )
 from lib.breeds import BREED_IDS, display_name
-from lib.data import default_data_dir
+from lib.data import Split, default_data_dir
 from lib.errors import UserError
 from lib.jobs import Job
 from lib.store import Store
@@ -91,7 +91,8 @@ def presenter_panel(data_dir: Path) -> None:
     with st.expander("Run a new evaluation", expanded=False):
         chosen = common.backend_picker("eval-backend", default=("pets-tuned",), multi=False)
         left, mid, right = st.columns(3)
-        split = left.selectbox("Photos", ["test", "all", "train"], key="eval-split",
+        splits: list[Split] = ["test", "all", "train"]
+        split = left.selectbox("Photos", splits, key="eval-split",
                                help="test: the photos the tuned model never saw (the honest comparison)")
         limit = mid.number_input("Limit (0 = all)", min_value=0, value=0, step=10, key="eval-limit")
         concurrency = right.number_input("Concurrency", min_value=1, max_value=256, value=8, key="eval-concurrency")

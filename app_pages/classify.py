@@ -7,10 +7,10 @@ import random
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from lib.breeds import UNKNOWN, display_name, species_of
-from lib.images import ImageError, open_image
-from lib.errors import UserError
 from app_pages import _common as common
+from lib.breeds import UNKNOWN, display_name, species_of
+from lib.errors import UserError
+from lib.images import ImageError, open_image
 
 HINTS = {
     "connect": "The backend is not reachable. Is its server running?",
@@ -150,12 +150,12 @@ if image is not None and chosen:
         done.discard(job)  # nothing was answered: asking again is a new request
     st.subheader("Answers")
     cols = st.columns(len(predictions))
-    for col, p in zip(cols, predictions):
+    for col, p in zip(cols, predictions, strict=True):
         with col:
             if p.ok:
-                verdict = "" if truth is None else (" ✅" if p.breed == truth else " ❌")
+                mark = "" if truth is None else (" ✅" if p.breed == truth else " ❌")
                 name = display_name(p.breed) if p.breed != UNKNOWN else "Not a breed I know"
-                st.metric(p.backend, name + verdict)
+                st.metric(p.backend, name + mark)
                 species = species_of(p.breed) if p.breed != UNKNOWN else None
                 st.caption(f"{species or 'unknown species'} · {p.latency_ms:.0f} ms"
                            + (f" · {p.attempts} attempts" if p.attempts > 1 else ""))

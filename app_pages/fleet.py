@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as common
-from lib.cloudrun import coldstart, discovery
+from lib.cloudrun import DiscoveredService, load_cold_starts, measure_cold_start_sync, save_cold_start
 from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
 from lib.registry import Backend, filter_backends
@@ -23,7 +23,7 @@ def local_health(backends: tuple[Backend, ...]) -> dict[str, str]:
     return {h.backend: ("ok" if h.ok else f"down: {h.error}") for h in common.pool().health(backends, timeout_s=2.0)}
 
 
-def fleet_rows(backends: list[Backend], services: list[discovery.DiscoveredService],
+def fleet_rows(backends: list[Backend], services: list[DiscoveredService],
                health: dict[str, str]) -> pd.DataFrame:
     """One row per backend with the settings of the Cloud Run service behind it."""
     by_url = {s.base_url: s for s in services}
@@ -106,19 +106,19 @@ else:
     if st.button("Measure cold start", key="fleet-coldstart", disabled=not choice):
         backend = next(b for b in shown if b.name == choice)
         with st.spinner(f"Sending the first request to {backend.name}…"):
-            result = coldstart.measure_sync(backend, None, sample_photo(settings),
-                                            max_image_side=settings.max_image_side)
+            result = measure_cold_start_sync(backend, None, sample_photo(settings),
+                                             max_image_side=settings.max_image_side)
         if result.ok:
             st.success(f"{backend.name}: first answer after {result.cold_total_ms / 1000:.1f} s "
                        f"({result.cold_attempts} attempts), warm answer in {result.warm_total_ms or 0:.0f} ms")
         else:
             st.error(f"{backend.name}: {result.error}")
         try:
-            coldstart.save_result(result, settings)
+            save_cold_start(result, settings)
         except UserError as exc:  # the measurement above still stands
             st.warning(f"Not saved: {exc}")
     try:
-        history = coldstart.load_results(settings)
+        history = load_cold_starts(settings)
     except UserError as exc:  # a results bucket that does not exist: one sentence, the page keeps working
         st.warning(f"Cold-start history unavailable: {exc}")
         history = []

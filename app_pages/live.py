@@ -20,6 +20,7 @@ from lib.loadgen import (
     LoadProfile,
     LoadResult,
     LoadRun,
+    Mode,
     Ramp,
     chat_url,
     load_job,
@@ -64,8 +65,8 @@ def line_chart(df: pd.DataFrame, x: str, ys: dict[str, str], title: str, y_title
         xaxis_title="seconds since start",
         yaxis_title=y_title,
         height=300,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h"),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h"},
     )
     return fig
 
@@ -85,7 +86,8 @@ common.show_registry_problems()
 with st.form("profile"):
     c1, c2, c3 = st.columns(3)
     c1.markdown(f"**Backend**  \n{picked[0].label if picked else 'none picked'}")
-    mode = c2.radio("Arrivals", ["poisson", "constant", "concurrency"], horizontal=True, disabled=running)
+    modes: list[Mode] = ["poisson", "constant", "concurrency"]
+    mode = c2.radio("Arrivals", modes, horizontal=True, disabled=running)
     shape = c3.radio("Shape", ["ramp", "steady"], horizontal=True, disabled=running)
     c4, c5, c6, c7 = st.columns(4)
     rate_from = c4.number_input("Rate from (req/s)", min_value=0.0, value=5.0, step=1.0)
@@ -109,8 +111,8 @@ with st.form("profile"):
     service_name = c13.text_input("Cloud Run service (for Cloud Monitoring; blank: guessed from the URL)")
     start = st.form_submit_button("Start", type="primary", disabled=running)
 
-if st.button("Stop", disabled=not running):
-    load.stop()  # type: ignore[union-attr]
+if st.button("Stop", disabled=not running) and load is not None:
+    load.stop()
     st.toast("Stopping: nothing more is sent; in-flight requests are recorded as interrupted.")
 
 if start and not picked:
@@ -171,8 +173,8 @@ def server_panel(backend: Backend, elapsed_s: float, source: str, service: str) 
         prev = state.get("live_scrape")
         state["live_scrape"] = cur
         if prev is not None:
-            m = monitoring.local_metrics(prev, cur)
-            state["live_server"].append({"t_s": round(elapsed_s, 1), **asdict(m)})
+            delta = monitoring.local_metrics(prev, cur)
+            state["live_server"].append({"t_s": round(elapsed_s, 1), **asdict(delta)})
         history = pd.DataFrame(state["live_server"])
         if history.empty:
             st.caption(f"Reading {url} every refresh…")
@@ -250,7 +252,7 @@ def server_panel(backend: Backend, elapsed_s: float, source: str, service: str) 
                     for s, g in part.groupby("series")
                 ]
             )
-            fig.update_layout(title=f"Cloud Run: {group}", height=260, margin=dict(l=10, r=10, t=40, b=10))
+            fig.update_layout(title=f"Cloud Run: {group}", height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10})
             st.plotly_chart(fig, key=f"cm_{prefix}")
 
 

@@ -12,7 +12,7 @@ from app_pages import _common as common
 from lib.accuracy import format_points
 from lib.data import default_data_dir
 from lib.errors import UserError
-from lib.finetune.runs import (
+from lib.finetune import (
     TUNING_DIR,
     FinishedRun,
     TrainingProgress,
@@ -35,14 +35,14 @@ LOCAL_KEY = "tuning-local-run"
 # Cached here rather than in _common: only this page lists jobs and runs.
 @st.cache_data(ttl=15, show_spinner=False)
 def jobs(project: str, region: str) -> list:
-    from lib.cloudrun.admin import list_jobs
+    from lib.cloudrun import list_jobs
 
     return list_jobs(project, region)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def executions(project: str, region: str, job: str) -> list:
-    from lib.cloudrun.admin import list_executions
+    from lib.cloudrun import list_executions
 
     return list_executions(project, region, job)
 

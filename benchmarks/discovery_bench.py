@@ -81,21 +81,21 @@ def main() -> None:
 
         key = write_service_account(Path(tempfile.mkdtemp()) / "sa.json", token_uri)
         os.environ.update({"GOOGLE_APPLICATION_CREDENTIALS": str(key), "NO_GCE_CHECK": "True"})
-        from lib.cloudrun import admin, discovery
+        from lib.cloudrun import discover, list_services, make_clients, to_backends
         from lib.settings import load_settings
 
-        clients = admin.make_clients(load_settings({"CLOUD_RUN_API_ENDPOINT": endpoint}))
+        clients = make_clients(load_settings({"CLOUD_RUN_API_ENDPOINT": endpoint}))
         list_s, discover_s = [], []
         found: list = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            admin.list_services(PROJECT, REGIONS, clients=clients)
+            list_services(PROJECT, REGIONS, clients=clients)
             list_s.append(time.perf_counter() - start)
             start = time.perf_counter()
-            found = discovery.discover(PROJECT, REGIONS, clients=clients)
+            found = discover(PROJECT, REGIONS, clients=clients)
             discover_s.append(time.perf_counter() - start)
             print(f"list {list_s[-1]:.3f} s, discover + probe {discover_s[-1]:.3f} s", flush=True)
-        backends = discovery.to_backends(found)
+        backends = to_backends(found)
         page = page_figures(endpoint, PROJECT, REGIONS, args.runs)
         print(json.dumps({**page,
             "services": len(found), "healthy": sum(s.health == "ok" for s in found),

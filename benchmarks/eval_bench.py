@@ -30,13 +30,12 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
-from lib.client import chat_request  # noqa: E402
+from lib.accuracy import EvalOptions, EvalRecord, RecordWriter, RunInfo, run_evaluation, write_info  # noqa: E402
 from lib.breeds import BREED_IDS  # noqa: E402
+from lib.client import chat_request  # noqa: E402
 from lib.data import list_photos  # noqa: E402
-from lib.accuracy import EvalOptions, run_evaluation  # noqa: E402
 from lib.images import prepare_jpeg  # noqa: E402
 from lib.registry import Backend  # noqa: E402
-from lib.accuracy import EvalRecord, RecordWriter, RunInfo, write_info  # noqa: E402
 from lib.store import Store  # noqa: E402
 
 
@@ -142,7 +141,7 @@ def main() -> int:
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
-        ratio = statistics.median(h / b for h, b in zip(harness_s, bare_s))
+        ratio = statistics.median(h / b for h, b in zip(harness_s, bare_s, strict=True))
         out.update(photos=len(bodies), bare_s=round(statistics.median(bare_s), 3),
                    harness_s=round(statistics.median(harness_s), 3), harness_over_bare=round(ratio, 3),
                    harness_target_met=ratio <= 1.3)

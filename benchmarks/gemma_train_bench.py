@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.finetune.gemma import GemmaTrainConfig, load_base, make_trainer  # noqa: E402
-from lib.finetune.gemma_data import load_split  # noqa: E402
-from testkit.gemma_random import SIZES, save_random_gemma3  # noqa: E402
+from lib.finetune import GemmaTrainConfig, load_base, load_split, make_trainer
+from testkit.gemma_random import SIZES, save_random_gemma3
 
 
 def write_photos(folder: Path, per_breed: int) -> None:

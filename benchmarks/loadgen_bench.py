@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from lib.loadgen.engine import LoadPlan, chat_url, prepare_payloads, run_load, text_payload  # noqa: E402
-from lib.loadgen.schedule import LoadProfile  # noqa: E402
+from lib.loadgen import LoadPlan, LoadProfile, chat_url, prepare_payloads, run_load, text_payload  # noqa: E402
 from lib.settings import load_settings  # noqa: E402
 from testkit import free_port  # noqa: E402
 
@@ -152,7 +151,8 @@ def locust_trial(root: str, rate: float, seconds: float, body: bytes, cpu: int |
             if proc.poll() is None:
                 proc.kill()
         try:
-            agg = next(r for r in csv.DictReader(open(f"{tmp}/out_stats.csv")) if r["Name"] == "Aggregated")
+            with open(f"{tmp}/out_stats.csv", newline="") as stats:
+                agg = next(r for r in csv.DictReader(stats) if r["Name"] == "Aggregated")
             failed = int(agg["Failure Count"])
             p99 = float(agg["99%"]) if agg.get("99%", "N/A") != "N/A" else None
         except (FileNotFoundError, StopIteration):

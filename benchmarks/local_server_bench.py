@@ -19,14 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.client import BackendClient, RetryPolicy, chat_request, make_http_client  # noqa: E402
-from lib.data import list_photos  # noqa: E402
-from lib.images import open_image  # noqa: E402
-from lib.local import DRAFT, Backbone, TunedHead  # noqa: E402
-from lib.local import start_local_server  # noqa: E402
-from lib.registry import Backend  # noqa: E402
-from lib.settings import load_settings  # noqa: E402
-from testkit import free_port  # noqa: E402
+from lib.client import BackendClient, RetryPolicy, chat_request, make_http_client
+from lib.data import list_photos
+from lib.images import open_image
+from lib.local import DRAFT, Backbone, TunedHead, start_local_server
+from lib.registry import Backend
+from lib.settings import load_settings
+from testkit import free_port
 
 
 def rss_mb(pid: int) -> float:
@@ -49,7 +48,7 @@ async def paired_c1(url: str, photos: list[bytes], rounds: int) -> tuple[list[fl
         await client.send(bodies[0])
         head.answer(backbone(open_image(photos[0], draft=DRAFT)))
         for _ in range(rounds):
-            for data, body in zip(photos, bodies):
+            for data, body in zip(photos, bodies, strict=True):
                 start = time.perf_counter()
                 head.answer(backbone(open_image(data, draft=DRAFT)))
                 local.append((time.perf_counter() - start) * 1000)

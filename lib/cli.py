@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run one command, and turn user errors into a one-line message and exit code 2."""
-    from lib.local.process import watch_parent
+    from lib.local import watch_parent
 
     watch_parent()  # a child of the dashboard (or of `make run`) ends when its parent does
     args = build_parser().parse_args(argv)
@@ -68,8 +68,9 @@ class ProgressBar:
             if self._bar is not None:
                 self._bar.close()
             scale = self.unit == "B"
-            self._bar = tqdm(total=total, desc=desc, unit=self.unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit=self.unit, unit_scale=scale,
+                             unit_divisor=1024 if scale else 1000, file=sys.stderr, mininterval=0.5,
+                             dynamic_ncols=True)
             self._name = desc
         return self._bar
 

@@ -6,6 +6,7 @@ page can show its working. Prices are list prices and change: check the `source`
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Sequence
@@ -238,7 +239,7 @@ def instance_seconds_from_counts(
     until the next point, the last until `until_s`)."""
     pts = sorted(points)
     total = 0.0
-    for (t, n), (t_next, _) in zip(pts, pts[1:]):
+    for (t, n), (t_next, _) in itertools.pairwise(pts):
         total += n * (t_next - t)
     if pts and until_s is not None and until_s > pts[-1][0]:
         total += pts[-1][1] * (until_s - pts[-1][0])

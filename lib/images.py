@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import re
 import warnings
@@ -91,11 +92,10 @@ def open_image(
         img.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"The image is damaged or truncated ({exc}).") from None
-    try:
-        img = ImageOps.exif_transpose(img) or img
-    except Exception:  # a broken EXIF block should not cost the photo
-        pass
-    return _to_rgb(img)
+    oriented: Image.Image = img
+    with contextlib.suppress(Exception):  # a broken EXIF block should not cost the photo
+        oriented = ImageOps.exif_transpose(img) or img
+    return _to_rgb(oriented)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

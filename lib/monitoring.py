@@ -8,6 +8,7 @@ every answer says how old its newest point is. Local backends: Prometheus text f
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ def bucket_bounds(options: Any, n_buckets: int) -> list[tuple[float, float]]:
     else:
         edges = []
     bounds = [(-math.inf, edges[0] if edges else math.inf)]
-    bounds += list(zip(edges[:-1], edges[1:]))
+    bounds += list(itertools.pairwise(edges))
     bounds.append((edges[-1] if edges else math.inf, math.inf))
     return bounds[: max(n_buckets, 1)] if n_buckets else bounds
 
@@ -222,7 +223,7 @@ def distribution_percentile(bounds: list[tuple[float, float]], counts: list[int]
         return None
     rank = q / 100 * total
     seen = 0.0
-    for (lo, hi), c in zip(bounds, counts):
+    for (lo, hi), c in zip(bounds, counts, strict=False):  # counts past the described buckets are ignored
         if c and seen + c >= rank:
             lo = 0.0 if lo == -math.inf else lo
             if hi == math.inf:
@@ -245,7 +246,7 @@ def _latency_percentiles(series: Iterable[Any]) -> dict[str, list[Point]]:
             bounds = bucket_bounds(d.bucket_options, len(counts))
             if t in merged and len(merged[t][1]) == len(counts):
                 old = merged[t][1]
-                merged[t] = (bounds, [a + b for a, b in zip(old, counts)])
+                merged[t] = (bounds, [a + b for a, b in zip(old, counts, strict=True)])
             else:
                 merged[t] = (bounds, counts)
     out: dict[str, list[Point]] = {"p50": [], "p95": [], "p99": []}
@@ -267,7 +268,6 @@ def service_metrics(
     now_s = time.time() if now_s is None else now_s
     start = now_s - window_s
     notes: list[str] = []
-    newest: list[float] = []
 
     counts = _series(client, project, INSTANCE_COUNT, service, start, now_s)
     by_state: dict[str, list[Any]] = {}
@@ -293,9 +293,7 @@ def service_metrics(
                 per_time.setdefault(_end_s(p), []).append(_number(p.value))
         gpu_points = [Point(t, sum(v) / len(v)) for t, v in sorted(per_time.items())]
 
-    for pts in [*instances.values(), _points(rate), latency["p50"], gpu_points]:
-        if pts:
-            newest.append(pts[-1].t_unix_s)
+    newest = [pts[-1].t_unix_s for pts in [*instances.values(), _points(rate), latency["p50"], gpu_points] if pts]
     age = now_s - max(newest) if newest else None
     if age is None:
         notes.append(
@@ -380,8 +378,7 @@ def _histogram_delta(prev: Scrape, cur: Scrape, name: str) -> tuple[list[tuple[f
     edges = sorted(b)
     cumulative = [b[e] - a.get(e, 0.0) for e in edges]
     counts = [int(round(c - (cumulative[i - 1] if i else 0.0))) for i, c in enumerate(cumulative)]
-    lows = [0.0] + edges[:-1]
-    return list(zip(lows, edges)), counts
+    return list(itertools.pairwise([0.0, *edges])), counts  # (low, high) per bucket; none until the server has one
 
 
 def local_metrics(prev: Scrape, cur: Scrape) -> LocalMetrics:

@@ -19,10 +19,10 @@ from lib.errors import UserError
 from lib.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from lib.cloudrun.discovery import DiscoveredService
+    from lib.cloudrun import DiscoveredService
 
 __all__ = [
-    "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
+    "Auth", "Family", "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
     "local_base_url", "merge_backends", "filter_backends", "group_by_server", "group_by_base_model",
 ]
 
@@ -138,11 +138,13 @@ def read_models_toml(path: Path | None = None, settings: Settings | None = None)
         problems = []
         for err in exc.errors():
             loc = err["loc"]
-            where = f"backend #{loc[1] + 1}" if len(loc) > 1 and loc[0] == "backend" else "file"
+            where = "file"
             if len(loc) > 1 and loc[0] == "backend" and isinstance(loc[1], int):
+                i = loc[1]
+                where = f"backend #{i + 1}"
                 entries = raw.get("backend", [])
-                if isinstance(entries, list) and loc[1] < len(entries) and isinstance(entries[loc[1]], dict):
-                    where = f"backend {entries[loc[1]].get('name', '#' + str(loc[1] + 1))!r}"
+                if isinstance(entries, list) and i < len(entries) and isinstance(entries[i], dict):
+                    where = f"backend {entries[i].get('name', f'#{i + 1}')!r}"
             field = ".".join(str(p) for p in loc[2:]) or "entry"
             problems.append(f"{where}, {field}: {err['msg']}")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
@@ -184,7 +186,9 @@ def merge_backends(configured: Iterable[Backend], discovered: Iterable[Backend])
     return merged, problems
 
 
-def load_backends(settings: Settings | None = None, *, refresh: bool = False, max_age_s: float = 300.0) -> Registry:
+def load_backends(
+    settings: Settings | None = None, *, refresh: bool = False, max_age_s: float = 300.0, probe_timeout_s: float = 5.0,
+) -> Registry:
     """models.toml plus what Cloud Run discovery finds (when GOOGLE_CLOUD_PROJECT is set).
 
     A bad models.toml raises ConfigError; a discovery failure or an unusable service becomes a problem
@@ -194,14 +198,15 @@ def load_backends(settings: Settings | None = None, *, refresh: bool = False, ma
     configured = read_models_toml(settings=settings)
     if not settings.google_cloud_project:
         return Registry(tuple(configured))
-    from lib.cloudrun import discovery  # Cloud Run clients load only when a project is set
+    # The Cloud Run client libraries load only when a project is set.
+    from lib.cloudrun import discover_cached, discovery_regions, to_backends
 
     try:
-        found = discovery.discover_cached(settings.google_cloud_project, discovery.discovery_regions(settings),
-                                          max_age_s=max_age_s, refresh=refresh, settings=settings)
+        found = discover_cached(settings.google_cloud_project, discovery_regions(settings),
+                                max_age_s=max_age_s, refresh=refresh, settings=settings, timeout_s=probe_timeout_s)
     except UserError as exc:
         return Registry(tuple(configured), problems=(f"Cloud Run discovery failed: {exc}",), discovery="failed")
-    merged, clashes = merge_backends(configured, discovery.to_backends(found))
+    merged, clashes = merge_backends(configured, to_backends(found))
     unusable = [f"{s.name} ({s.info.region}): {s.health}: {s.error}" for s in found if s.health != "ok"]
     return Registry(tuple(merged), tuple(found), tuple(unusable + clashes), "ok")
 

@@ -96,7 +96,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     values = {field: environ[var] for var, field in ENV.items() if environ.get(var, "") != ""}
     try:
-        return Settings(**values)
+        return Settings.model_validate(values)
     except ValidationError as exc:
         field_to_var = {field: var for var, field in ENV.items()}
         problems = []

@@ -219,7 +219,8 @@ class FakeCloudRun:
         count = len([e for e in self.executions if e.startswith(request.name + "/")]) + 1
         tasks = request.overrides.task_count or job.template.task_count
         execution = run_v2.Execution(
-            name=f"{request.name}/executions/{request.name.split('/')[-1]}-{count:05d}", job=request.name.split("/")[-1],
+            name=f"{request.name}/executions/{request.name.split('/')[-1]}-{count:05d}",
+            job=request.name.split("/")[-1],
             task_count=tasks, create_time=dt.datetime.now(dt.timezone.utc),
             log_uri=f"https://console.cloud.google.com/logs/viewer?execution={count}",
         )
@@ -398,8 +399,8 @@ class ModelServers:
         await asyncio.sleep(self.chat_delay_s)
         return web.json_response({
             "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answers.get(body["model"], "Abyssinian")},
-                         "finish_reason": "stop"}],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": self.answers.get(body["model"], "Abyssinian")}}],
         })
 
 

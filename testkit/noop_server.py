@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 
@@ -141,10 +142,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="bare asyncio answerer: every POST succeeds")
     args = parser.parse_args()
     if args.fast:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
             asyncio.run(_serve_fast(args.host, args.port))
-        except KeyboardInterrupt:
-            pass
         return
     web.run_app(
         make_app(),

@@ -14,13 +14,12 @@ from typing import Iterator
 import fsspec
 import pytest
 
-from lib.cloudrun.admin import Clients, make_clients
+from lib.cloudrun import Clients, make_clients
 from lib.local import start_local_server
 from lib.settings import load_settings
-from testkit import REPO, free_port, pets_dir  # noqa: F401  (re-exported for fixtures)
+from testkit import REPO, free_port, pets_dir
 from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, write_service_account
 from testkit.gcs import fake_gcs
-
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="pets-tests-"))
 # Before any fixture or import reads it: the exported ONNX model and discovery caches of this session.

@@ -28,16 +28,17 @@ async def answers(url: str, model: str, photos) -> list[str]:
 async def test_pets_base_knows_at_least_45_percent_of_all_37_breeds(local_server: str, pets: Path) -> None:
     photos = list_photos(pets)
     got = await answers(local_server, "pets-base", photos)
-    correct = sum(g == p.breed for g, p in zip(got, photos))
+    correct = sum(g == p.breed for g, p in zip(got, photos, strict=True))
     assert correct / len(photos) >= 0.45, f"{correct}/{len(photos)}"
     # ...and it cannot name breeds ImageNet lacks.
-    assert not any(g == p.breed for g, p in zip(got, photos) if p.breed in {"havanese", "shiba_inu", "Bombay"})
+    unknown_to_imagenet = {"havanese", "shiba_inu", "Bombay"}
+    assert not any(g == p.breed for g, p in zip(got, photos, strict=True) if p.breed in unknown_to_imagenet)
 
 
 async def test_pets_tuned_is_at_least_85_percent_on_held_out_photos(local_server: str, pets: Path) -> None:
     _, test = split_photos(list_photos(pets))
     got = await answers(local_server, "pets-tuned", test)
-    correct = sum(g == p.breed for g, p in zip(got, test))
+    correct = sum(g == p.breed for g, p in zip(got, test, strict=True))
     assert correct / len(test) >= 0.85, f"{correct}/{len(test)}"
 
 

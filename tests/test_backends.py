@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from lib.client import (BackendClient, RetryPolicy, check_health, classify_many, breed_response_format)
+from lib.client import BackendClient, RetryPolicy, breed_response_format, check_health, classify_many
 from lib.registry import Backend
-
 from testkit import free_port
 
 FAST = RetryPolicy(deadline_s=5, backoff_initial_s=0.05, backoff_max_s=0.2)

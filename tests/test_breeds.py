@@ -254,7 +254,7 @@ def test_there_are_37_breeds_12_cats_25_dogs() -> None:
 
 def test_ids_are_unique_and_exactly_the_datasets() -> None:
     assert len(set(BREED_IDS)) == len(BREED_IDS)
-    assert BREED_IDS == tuple(b.id for b in BREEDS)
+    assert tuple(b.id for b in BREEDS) == BREED_IDS
     assert set(BREED_IDS) == set(EXPECTED_IDS)
 
 

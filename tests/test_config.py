@@ -41,14 +41,15 @@ def test_default_registry_lists_the_two_local_models_on_the_local_port() -> None
     assert list(group_by_base_model(backends)) == ["efficientnet-lite0"]
 
 
+ENTRY = '[[backend]]\nname="a"\nmodel="m"\n'
 BAD_TOML = [
     ("not toml", "[[backend]\nname=", "not valid TOML"),
-    ("unknown field", '[[backend]]\nname="a"\nmodel="m"\nbase_url="http://x/v1"\ncolour="red"\n', "backend 'a', colour"),
-    ("remote without url", '[[backend]]\nname="a"\nmodel="m"\nfamily="vllm"\n', "base_url is required"),
-    ("bad url", '[[backend]]\nname="a"\nmodel="m"\nbase_url="ftp://x"\n', "http:// or https://"),
-    ("bearer without env", '[[backend]]\nname="a"\nmodel="m"\nbase_url="http://x/v1"\nauth="bearer-env"\n', "token_env"),
-    ("tuned without base", '[[backend]]\nname="a"\nmodel="m"\nbase_url="http://x/v1"\nrole="tuned"\n', "tuned_from"),
-    ("duplicate", '[[backend]]\nname="a"\nmodel="m"\nfamily="local"\n[[backend]]\nname="a"\nmodel="n"\nfamily="local"\n', "unique"),
+    ("unknown field", ENTRY + 'base_url="http://x/v1"\ncolour="red"\n', "backend 'a', colour"),
+    ("remote without url", ENTRY + 'family="vllm"\n', "base_url is required"),
+    ("bad url", ENTRY + 'base_url="ftp://x"\n', "http:// or https://"),
+    ("bearer without env", ENTRY + 'base_url="http://x/v1"\nauth="bearer-env"\n', "token_env"),
+    ("tuned without base", ENTRY + 'base_url="http://x/v1"\nrole="tuned"\n', "tuned_from"),
+    ("duplicate", ENTRY + 'family="local"\n[[backend]]\nname="a"\nmodel="n"\nfamily="local"\n', "unique"),
 ]
 
 

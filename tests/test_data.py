@@ -19,7 +19,7 @@ from lib.data import (
     split_photos,
 )
 from lib.errors import UserError
-from lib.finetune.gemma_data import load_split
+from lib.finetune import load_split
 from testkit.evalkit import make_photos
 
 

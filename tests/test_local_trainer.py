@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from lib.accuracy import EvalOptions, read_records, run_evaluation
-from lib.store import Store
 from lib.breeds import BREED_IDS
 from lib.data import held_out_split
 from lib.errors import UserError
-from lib.finetune.local import fit_head, train_local
+from lib.finetune import fit_head, train_local
 from lib.local import Features, TunedHead, start_local_server
 from lib.registry import Backend
+from lib.store import Store
 from testkit import REPO, free_port
 
 

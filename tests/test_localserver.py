@@ -66,7 +66,8 @@ HELD_OUT = [
     ("shiba_inu_126.jpg", "shiba_inu"), ("english_setter_149.jpg", "english_setter"),
     ("german_shorthaired_153.jpg", "german_shorthaired"), ("japanese_chin_170.jpg", "japanese_chin"),
     ("keeshond_119.jpg", "keeshond"), ("pug_142.jpg", "pug"), ("saint_bernard_140.jpg", "saint_bernard"),
-    ("staffordshire_bull_terrier_149.jpg", "staffordshire_bull_terrier"), ("wheaten_terrier_159.jpg", "wheaten_terrier"),
+    ("staffordshire_bull_terrier_149.jpg", "staffordshire_bull_terrier"),
+    ("wheaten_terrier_159.jpg", "wheaten_terrier"),
 ]
 
 
@@ -100,14 +101,17 @@ BAD_REQUESTS = [
     ("json array", b"[1, 2]", 400, "invalid_request"),
     ("no messages", {"model": "pets-tuned", "messages": []}, 400, "invalid_request"),
     ("no model", {"messages": [{"role": "user", "content": "hi"}]}, 400, "invalid_request"),
-    ("text only", {"model": "pets-tuned", "messages": [{"role": "user", "content": "what breed?"}]}, 400, "missing_image"),
+    ("text only", {"model": "pets-tuned", "messages": [{"role": "user", "content": "what breed?"}]}, 400,
+     "missing_image"),
     ("remote image url", with_url("https://example.com/cat.jpg"), 400, "invalid_image_url"),
     ("file url", with_url("file:///etc/passwd"), 400, "invalid_image_url"),
     ("not an image", with_url(uri(b"hello world")), 400, "invalid_image"),
     ("zero bytes", with_url("data:image/jpeg;base64,"), 400, "invalid_image"),
-    ("truncated jpeg", with_url(uri(prepare_jpeg(Image.new("RGB", (300, 300), (9, 9, 9)))[:500])), 400, "invalid_image"),
+    ("truncated jpeg", with_url(uri(prepare_jpeg(Image.new("RGB", (300, 300), (9, 9, 9)))[:500])), 400,
+     "invalid_image"),
     ("unknown model", with_url(uri(b"x"), model="gpt-7"), 404, "model_not_found"),
-    ("bad response_format", {**with_url(uri(b"x")), "response_format": {"type": "xml"}}, 400, "unsupported_response_format"),
+    ("bad response_format", {**with_url(uri(b"x")), "response_format": {"type": "xml"}}, 400,
+     "unsupported_response_format"),
     ("negative max_tokens", {**with_url(uri(b"x")), "max_tokens": -1}, 400, "invalid_request"),
 ]
 
@@ -142,8 +146,7 @@ def test_a_retrained_head_is_served_without_a_restart(tmp_path: Path, pets: Path
     import time
 
     from lib.breeds import BREED_IDS
-    from lib.local import TunedHead
-    from lib.local import start_local_server
+    from lib.local import TunedHead, start_local_server
     from testkit import REPO, free_port
 
     artifacts = tmp_path / "pets-tuned"

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lib.cli import ProgressBar
-from lib.errors import UserError
 from lib.accuracy.harness import EvalOptions, run_evaluation
+from lib.cli import ProgressBar
 from lib.data import default_data_dir
+from lib.errors import UserError
 from lib.registry import Backend, read_models_toml, resolve_backend
 from lib.settings import load_settings
 

@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lib.breeds import BREED_IDS, UNKNOWN, species_of
 from lib.accuracy.records import EvalRecord
+from lib.breeds import BREED_IDS, UNKNOWN, species_of
 
 __all__ = [
     "ERROR", "RunMetrics", "BreedMetrics", "Confusion", "Comparison", "frame", "summarize", "per_breed",
@@ -179,7 +179,7 @@ def per_breed(records: Sequence[EvalRecord] | pd.DataFrame) -> tuple[BreedMetric
     support, tp, precision, f1 = _f1_parts(df["truth"].to_numpy(object), _answers(df), labels)
     return tuple(
         BreedMetrics(str(b), int(s), int(t), float(t / s) if s else math.nan, float(p), float(f))
-        for b, s, t, p, f in zip(labels, support, tp, precision, f1)
+        for b, s, t, p, f in zip(labels, support, tp, precision, f1, strict=True)
     )
 
 

@@ -7,6 +7,7 @@ pages, the evaluation harness and the load generator can count them instead of c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -159,8 +160,8 @@ class BackendClient:
         self.max_image_side = max_image_side
         self._own_http = http is None
         self._http = http or make_http_client(timeout_s=timeout_s)
-        self._own_tokens = token_provider is None and backend.auth == "google-id-token"
-        self._token_provider = GoogleIdTokens() if self._own_tokens else token_provider
+        self._own_tokens = GoogleIdTokens() if token_provider is None and backend.auth == "google-id-token" else None
+        self._token_provider = self._own_tokens or token_provider
 
     async def __aenter__(self) -> "BackendClient":
         return self
@@ -171,8 +172,8 @@ class BackendClient:
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
-        if self._own_tokens:
-            self._token_provider.close()  # type: ignore[union-attr]
+        if self._own_tokens is not None:
+            self._own_tokens.close()
 
     @property
     def base_url(self) -> str:
@@ -261,11 +262,13 @@ class BackendClient:
                 self.backend.name, self.backend.model, UNKNOWN, data[:200].decode("utf-8", "replace"),
                 latency_ms, ttfb_ms, attempts, 200, "the backend's answer is not a chat completion", "bad_response",
             )
-        return Prediction(self.backend.name, self.backend.model, parse_breed(raw), raw, latency_ms, ttfb_ms, attempts, 200)
+        return Prediction(self.backend.name, self.backend.model, parse_breed(raw), raw, latency_ms, ttfb_ms,
+                          attempts, 200)
 
     def _failure(self, error: str, kind: str, start: float, *, attempts: int, status: int | None = None) -> Prediction:
         latency_ms = (time.perf_counter() - start) * 1000
-        return Prediction(self.backend.name, self.backend.model, UNKNOWN, "", latency_ms, None, attempts, status, error, kind)
+        return Prediction(self.backend.name, self.backend.model, UNKNOWN, "", latency_ms, None, attempts, status,
+                          error, kind)
 
     async def list_models(self) -> list[str]:
         """Model ids served at `/v1/models`; raises `httpx.HTTPError` on failure."""
@@ -276,10 +279,8 @@ class BackendClient:
 
 def _http_error(status: int, body: bytes) -> tuple[str, str]:
     message = body[:300].decode("utf-8", "replace")
-    try:
+    with contextlib.suppress(ValueError, KeyError, TypeError):  # not an OpenAI error body: keep its start
         message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        pass
     if status == 429:
         return f"rate limited (429): {message}", "rate_limited"
     if status in (502, 503, 504):

@@ -11,13 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lib.client import RetryPolicy
-from lib.cloudrun import admin, coldstart, dashboard, discovery
+from lib.cloudrun.admin import apply_service, list_executions, list_jobs
+from lib.cloudrun.coldstart import measure_cold_start_sync, save_cold_start
+from lib.cloudrun.dashboard import dashboard_spec, render_dashboard_deploy, run_gcloud
+from lib.cloudrun.discovery import discover_cached, discovery_regions, to_backends
 from lib.cloudrun.gcloud import format_command, render_deploy, split_list
 from lib.cloudrun.jobs import parse_pairs, parse_volumes
 from lib.cloudrun.specs import ProbeSpec, ServiceSpec, SpecError, build_spec
 from lib.data import default_data_dir, list_photos
 from lib.errors import UserError
-from lib.registry import resolve_backend
+from lib.registry import Backend, resolve_backend
 from lib.settings import load_settings
 
 __all__ = ["add_commands", "add_job_arguments", "service_spec"]
@@ -37,7 +40,7 @@ def service_spec(args: argparse.Namespace) -> ServiceSpec:
         probe = ProbeSpec(path=None if path == "tcp" else (path or "/health"), period_s=period or 10,
                           timeout_s=min(5, period or 5), failure_threshold=failures or 60)
     container_args = split_list(args.args) if args.args else []
-    return build_spec(  # type: ignore[return-value]
+    return build_spec(
         ServiceSpec, name=args.name, image=args.image, project=args.project or settings.google_cloud_project,
         region=args.region or settings.region, gpu_type=args.gpu_type, gpu_count=args.gpu, cpu=args.cpu,
         memory=args.memory, min_instances=args.min_instances, max_instances=args.max_instances,
@@ -57,14 +60,14 @@ def _deploy(args: argparse.Namespace) -> int:
         print(format_command(argv))
         print(json.dumps({"dry_run": True, "service": spec.name, "command": argv}))
         return 0
-    info = admin.apply_service(spec)
+    info = apply_service(spec)
     print(f"service {info.name} ready at {info.url} (revision {info.latest_ready_revision})")
     print(json.dumps({"dry_run": False, **asdict(info)}))
     return 0
 
 
 def _regions(args: argparse.Namespace) -> list[str]:
-    return args.region or discovery.discovery_regions(load_settings())
+    return args.region or discovery_regions(load_settings())
 
 
 def _project(args: argparse.Namespace) -> str:
@@ -75,7 +78,7 @@ def _project(args: argparse.Namespace) -> str:
 
 
 def _discover(args: argparse.Namespace) -> int:
-    found = discovery.discover_cached(
+    found = discover_cached(
         _project(args), _regions(args), label=args.label, max_age_s=args.max_age_s, refresh=args.refresh,
         probe=not args.no_probe, timeout_s=args.timeout_s)
     for svc in found:
@@ -83,7 +86,7 @@ def _discover(args: argparse.Namespace) -> int:
         gpu = f"{info.gpu_type} x{info.gpu_count}" if info.gpu_type else "-"
         print(f"{info.region:<16} {info.name:<32} {gpu:<24} {info.min_instances}-{info.max_instances} "
               f"c={info.concurrency:<4} {svc.health:<18} {len(svc.models)} models  {svc.error or info.url}")
-    backends = discovery.to_backends(found)
+    backends = to_backends(found)
     health: dict[str, int] = {}
     for svc in found:
         health[svc.health] = health.get(svc.health, 0) + 1
@@ -104,22 +107,21 @@ def _image_bytes(path: str | None) -> bytes:
 
 
 def _coldstart(args: argparse.Namespace) -> int:
-    target: object = args.target
+    target: Backend | str = args.target
     if not args.target.startswith(("http://", "https://")):
         target = resolve_backend(args.target)
     elif not args.model:
         raise UserError("a URL needs --model (the model name the server serves)")
-    retry = RetryPolicy(deadline_s=args.deadline_s, max_attempts=10_000, backoff_initial_s=0.5,
-                                  backoff_max_s=5.0)
-    result = coldstart.measure_sync(target, args.model, _image_bytes(args.image), retry=retry)
-    saved = None if args.no_save else coldstart.save_result(result)
+    retry = RetryPolicy(deadline_s=args.deadline_s, max_attempts=10_000, backoff_initial_s=0.5, backoff_max_s=5.0)
+    result = measure_cold_start_sync(target, args.model, _image_bytes(args.image), retry=retry)
+    saved = None if args.no_save else save_cold_start(result)
     print(json.dumps({**asdict(result), "saved_to": saved}))
     return 0 if result.ok else 1
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
     region = args.region or load_settings().region
-    rows = [asdict(j) for j in admin.list_jobs(_project(args), region)]
+    rows = [asdict(j) for j in list_jobs(_project(args), region)]
     for row in rows:
         print(f"{row['name']:<32} {row['gpu_type'] or '-':<20} tasks={row['task_count']} "
               f"latest={row['latest_execution'] or '-'}")
@@ -129,7 +131,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 def _executions_list(args: argparse.Namespace) -> int:
     region = args.region or load_settings().region
-    rows = [asdict(e) for e in admin.list_executions(_project(args), region, args.job)]
+    rows = [asdict(e) for e in list_executions(_project(args), region, args.job)]
     for row in rows:
         print(f"{row['name']:<40} {row['state']:<10} ok={row['tasks_succeeded']} failed={row['tasks_failed']} "
               f"{row['duration_s'] or '-'} s")
@@ -171,7 +173,7 @@ def _add_service_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _deploy_dashboard(args: argparse.Namespace) -> int:
-    spec = dashboard.dashboard_spec(
+    spec = dashboard_spec(
         args.image, name=args.name, project=args.project, region=args.region,
         min_instances=args.min_instances,
         max_instances=args.max_instances, concurrency=args.concurrency, cpu=args.cpu, memory=args.memory,
@@ -179,12 +181,12 @@ def _deploy_dashboard(args: argparse.Namespace) -> int:
         presenter_emails=args.presenter_email, trust_iap=args.trust_iap, results_root=args.results_root,
         env=parse_pairs(args.env, "--env"), service_account=args.service_account,
     )
-    argv = dashboard.render_dashboard_deploy(spec, trust_iap=args.trust_iap)
+    argv = render_dashboard_deploy(spec, trust_iap=args.trust_iap)
     print(format_command(argv))
     if args.dry_run:
         print(json.dumps({"dry_run": True, "service": spec.name, "command": argv}))
         return 0
-    code = dashboard.run_gcloud(argv)
+    code = run_gcloud(argv)
     print(json.dumps({"dry_run": False, "service": spec.name, "command": argv, "exit_code": code}))
     return code
 

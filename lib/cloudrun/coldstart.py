@@ -20,11 +20,14 @@ import httpx
 
 from lib.client import BackendClient, Prediction, RetryPolicy, TokenProvider, chat_request, make_http_client
 from lib.images import prepare_jpeg
-from lib.registry import Backend
+from lib.registry import Auth, Backend
 from lib.settings import Settings, load_settings
 from lib.store import COLDSTART, Store, new_run_id
 
-__all__ = ["ColdStartResult", "COLD_START_RETRY", "measure_cold_start", "measure_sync", "save_result", "load_results"]
+__all__ = [
+    "ColdStartResult", "COLD_START_RETRY", "measure_cold_start", "measure_cold_start_sync", "save_cold_start",
+    "load_cold_starts",
+]
 
 # Model loading on a GPU can take minutes: retry 429/5xx for up to 15 minutes.
 COLD_START_RETRY = RetryPolicy(deadline_s=900.0, max_attempts=1000, backoff_initial_s=0.5, backoff_max_s=5.0)
@@ -59,7 +62,7 @@ def _as_backend(target: Backend | str, model: str | None) -> Backend:
     url = target.rstrip("/")
     base_url = url if url.endswith("/v1") else url + "/v1"
     host = re.sub(r"^https?://", "", url).split("/")[0]
-    auth = "google-id-token" if host.endswith(".run.app") else "none"
+    auth: Auth = "google-id-token" if host.endswith(".run.app") else "none"
     return Backend(name=re.sub(r"[^A-Za-z0-9._:/-]", "-", host) or "url", base_url=base_url, model=model,
                    family="openai", auth=auth)
 
@@ -116,7 +119,7 @@ def _run_id(result: ColdStartResult) -> str:
     return new_run_id(result.backend, now=when)
 
 
-def save_result(result: ColdStartResult, settings: Settings | None = None, *, store: Store | None = None) -> str:
+def save_cold_start(result: ColdStartResult, settings: Settings | None = None, *, store: Store | None = None) -> str:
     """Store the result as `coldstart/<run_id>.json` in the results store; returns its address."""
     store = store or Store((settings or load_settings()).results_root)
     run_id = _run_id(result)
@@ -124,7 +127,7 @@ def save_result(result: ColdStartResult, settings: Settings | None = None, *, st
     return store.url(COLDSTART, f"{run_id}.json")
 
 
-def load_results(settings: Settings | None = None, *, store: Store | None = None) -> list[ColdStartResult]:
+def load_cold_starts(settings: Settings | None = None, *, store: Store | None = None) -> list[ColdStartResult]:
     """Every stored cold-start result, newest first (a folder or a bucket); a store that cannot be read (a
     missing bucket) is a UserError, files that are not ours are skipped."""
     store = store or Store((settings or load_settings()).results_root)
@@ -141,6 +144,10 @@ def load_results(settings: Settings | None = None, *, store: Store | None = None
     return sorted(results, key=lambda r: r.measured_at, reverse=True)
 
 
-def measure_sync(*args: object, **kwargs: object) -> ColdStartResult:
+def measure_cold_start_sync(
+    target: Backend | str, model: str | None, image_bytes: bytes, *, retry: RetryPolicy = COLD_START_RETRY,
+    timeout_s: float = 600.0, token_provider: TokenProvider | None = None, max_image_side: int = 896,
+) -> ColdStartResult:
     """`measure_cold_start` for synchronous callers (CLI, Streamlit)."""
-    return asyncio.run(measure_cold_start(*args, **kwargs))  # type: ignore[arg-type]
+    return asyncio.run(measure_cold_start(target, model, image_bytes, retry=retry, timeout_s=timeout_s,
+                                          token_provider=token_provider, max_image_side=max_image_side))

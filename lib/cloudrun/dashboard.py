@@ -50,7 +50,7 @@ def dashboard_spec(
                                else "the public dashboard is always in attendee mode"))
     values.update(env or {})
     secrets = {"PRESENTER_TOKEN": presenter_secret} if presenter_secret else {}
-    return build_spec(  # type: ignore[return-value]
+    return build_spec(
         ServiceSpec, name=name, image=image, project=project, region=region or settings.region,
         cpu=cpu, memory=memory, min_instances=min_instances, max_instances=max_instances,
         concurrency=concurrency, timeout_s=WEBSOCKET_TIMEOUT_S, port=8080, env=values, secrets=secrets,

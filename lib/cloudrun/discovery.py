@@ -19,10 +19,9 @@ from typing import Any, Iterable, Sequence
 
 import httpx
 
-from lib.client import TokenProvider, make_http_client
+from lib.client import GoogleIdTokens, TokenProvider, make_http_client
 from lib.cloudrun.admin import Clients, ServiceInfo, list_services
 from lib.errors import UserError
-from lib.client import GoogleIdTokens
 from lib.registry import Backend
 from lib.settings import Settings, load_settings
 
@@ -134,8 +133,10 @@ async def probe_services(
     concurrency: int = 64, http: httpx.AsyncClient | None = None,
 ) -> list[DiscoveredService]:
     """Probe every service's `/v1/models` at once (bounded by `concurrency`); order kept, never raises."""
-    google_tokens = GoogleIdTokens() if token_provider is None else None
-    tokens = _CachingTokens(token_provider or google_tokens)  # type: ignore[arg-type]
+    google_tokens: GoogleIdTokens | None = None
+    if token_provider is None:
+        token_provider = google_tokens = GoogleIdTokens()
+    tokens = _CachingTokens(token_provider)
     gate = asyncio.Semaphore(concurrency)
     own = http is None
     http = http or make_http_client(max_connections=concurrency, timeout_s=timeout_s)
@@ -208,27 +209,25 @@ def _backend_name(service: str, model: str) -> str:
 
 def to_backends(services: Iterable[DiscoveredService]) -> list[Backend]:
     """One `Backend` per model a healthy service serves: the base model and each LoRA adapter."""
-    backends = []
-    for svc in services:
-        if svc.health != "ok":
-            continue
-        gpu = f"{svc.info.gpu_type} x{svc.info.gpu_count}" if svc.info.gpu_type else "no GPU"
-        for model in svc.models:
-            backends.append(Backend(
-                name=_backend_name(svc.name, model.id),
-                base_url=svc.base_url,
-                model=model.id,
-                family="vllm" if (model.owned_by or "") == "vllm" else "openai",
-                role="tuned" if model.parent else "base",
-                tuned_from=_backend_name(svc.name, model.parent) if model.parent else None,
-                base_model=model.parent or model.id,
-                auth="google-id-token",
-                region=svc.info.region,
-                service=svc.name,
-                source="cloud-run",
-                notes=f"Cloud Run {svc.name} ({gpu}); root {model.root or model.id}",
-            ))
-    return backends
+    return [_served_backend(svc, model) for svc in services if svc.health == "ok" for model in svc.models]
+
+
+def _served_backend(svc: DiscoveredService, model: ServedModel) -> Backend:
+    gpu = f"{svc.info.gpu_type} x{svc.info.gpu_count}" if svc.info.gpu_type else "no GPU"
+    return Backend(
+        name=_backend_name(svc.name, model.id),
+        base_url=svc.base_url,
+        model=model.id,
+        family="vllm" if (model.owned_by or "") == "vllm" else "openai",
+        role="tuned" if model.parent else "base",
+        tuned_from=_backend_name(svc.name, model.parent) if model.parent else None,
+        base_model=model.parent or model.id,
+        auth="google-id-token",
+        region=svc.info.region,
+        service=svc.name,
+        source="cloud-run",
+        notes=f"Cloud Run {svc.name} ({gpu}); root {model.root or model.id}",
+    )
 
 
 def discovery_regions(settings: Settings) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from lib.cloudrun import admin
+from lib.cloudrun.admin import Clients, ExecutionInfo, apply_job, follow_execution, make_clients, run_job
 from lib.cloudrun.gcloud import format_command, render_job_create, render_job_execute
 from lib.cloudrun.specs import BucketVolume, JobSpec, SpecError, build_spec
 from lib.errors import UserError
@@ -67,7 +67,7 @@ def parse_volumes(items: list[str] | None) -> list[BucketVolume]:
 
 def submit_job(
     spec: JobSpec, *, dry_run: bool, follow: bool = True, tasks: int | None = None, poll_s: float = 10.0,
-    out: Callable[[str], None] = print, clients: admin.Clients | None = None,
+    out: Callable[[str], None] = print, clients: Clients | None = None,
 ) -> dict[str, Any]:
     """Dry run: print `gcloud run jobs create` + `execute`. Else create/update the job, run it, follow it."""
     spec.check()
@@ -78,19 +78,19 @@ def submit_job(
         return {"dry_run": True, "job": spec.name, "commands": [create, execute]}
     if not spec.project:
         raise UserError("no Google Cloud project: pass --project or set GOOGLE_CLOUD_PROJECT")
-    clients = clients or admin.make_clients()
-    job_name = admin.apply_job(spec, clients=clients)
+    clients = clients or make_clients()
+    job_name = apply_job(spec, clients=clients)
     out(f"job {job_name} ready")
-    execution = admin.run_job(job_name, clients=clients, tasks=tasks)
+    execution = run_job(job_name, clients=clients, tasks=tasks)
     out(f"execution {execution.split('/')[-1]} started")
     if not follow:
         return {"dry_run": False, "job": spec.name, "execution": execution.split("/")[-1], "state": "pending"}
 
-    def show(info: admin.ExecutionInfo) -> None:
+    def show(info: ExecutionInfo) -> None:
         out(f"{info.name}: {info.state} (running {info.tasks_running}, succeeded {info.tasks_succeeded}, "
             f"failed {info.tasks_failed})")
 
-    final = admin.follow_execution(execution, clients=clients, poll_s=poll_s, on_change=show)
+    final = follow_execution(execution, clients=clients, poll_s=poll_s, on_change=show)
     return {"dry_run": False, "job": spec.name, "execution": final.name, "state": final.state,
             "duration_s": final.duration_s, "tasks_succeeded": final.tasks_succeeded,
             "tasks_failed": final.tasks_failed, "log_uri": final.log_uri}
@@ -126,7 +126,7 @@ def finetune_spec(options: FinetuneJobOptions) -> JobSpec:
     """The Gemma LoRA training job: `python -m lib finetune gemma TRAINER_ARGS` on a GPU; bad values raise SpecError."""
     settings = load_settings()
     o = options
-    return build_spec(  # type: ignore[return-value]
+    return build_spec(
         JobSpec, name=o.name, image=o.image, project=o.project or settings.google_cloud_project,
         region=o.region or settings.region, gpu_type=o.gpu_type, cpu=o.cpu, memory=o.memory,
         tasks=o.tasks, parallelism=o.parallelism, max_retries=o.max_retries,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -178,7 +178,8 @@ class _Common(BaseModel):
         if gpu is None:
             return
         if self.gpu_count != 1:
-            raise SpecError(f"Cloud Run attaches exactly one GPU per instance; got --gpu {self.gpu_count}. Use --gpu 1.")
+            raise SpecError(f"Cloud Run attaches exactly one GPU per instance; got --gpu {self.gpu_count}. "
+                            "Use --gpu 1.")
         if not self.skip_region_check and self.region not in gpu.regions:
             raise SpecError(
                 f"{gpu.name} GPUs are not offered in {self.region}; use --region with one of "
@@ -277,11 +278,14 @@ class JobSpec(_Common):
         return self
 
 
-def build_spec(cls: type[ServiceSpec] | type[JobSpec], **fields: object) -> ServiceSpec | JobSpec:
+SpecT = TypeVar("SpecT", ServiceSpec, JobSpec)
+
+
+def build_spec(cls: type[SpecT], **fields: object) -> SpecT:
     """Build and validate a spec, turning pydantic errors into one `SpecError` naming the fields."""
     known = {k: v for k, v in fields.items() if v is not None}
     try:
-        spec = cls(**known)
+        spec = cls.model_validate(known)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

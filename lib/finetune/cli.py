@@ -13,8 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.cloudrun.cli import add_job_arguments
-from lib.cloudrun.jobs import FinetuneJobOptions, finetune_spec, parse_pairs, parse_volumes, submit_job
+from lib.cloudrun import (
+    FinetuneJobOptions,
+    add_job_arguments,
+    finetune_spec,
+    parse_pairs,
+    parse_volumes,
+    submit_job,
+)
 from lib.data import default_data_dir
 from lib.errors import UserError
 from lib.settings import load_settings
@@ -38,7 +44,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_local(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("local", help="train the pets-tuned head on the CPU (seconds)")
-    p.add_argument("--data", type=Path, default=None, help="photos: a flat folder or the dataset's layout (default PETS_DIR, data/pets, ../shared/pets)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="photos: a flat folder or the dataset's layout (default PETS_DIR, data/pets, ../shared/pets)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default artifacts/pets-tuned)")
     p.add_argument("--reg", type=float, default=0.01)
     p.add_argument("--steps", type=int, default=1500)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import resource
 import shutil
@@ -125,7 +126,8 @@ Progress = Callable[[GemmaProgress], None]
 def _quiet_deprecations() -> Iterator[None]:
     # peft and TRL read `is_gradient_checkpointing`, which transformers 5.2x deprecates; not ours to fix.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*",
+                                category=FutureWarning)
         yield
 
 
@@ -137,7 +139,8 @@ def _load(loader: Any, model_id: str, **kwargs: Any) -> Any:
     if _looks_local(model_id) and not Path(model_id).expanduser().is_dir():
         raise UserError(f"--model-id {model_id}: no such folder (a local model is a folder holding config.json)")
     try:
-        return loader.from_pretrained(str(Path(model_id).expanduser()) if _looks_local(model_id) else model_id, **kwargs)
+        source = str(Path(model_id).expanduser()) if _looks_local(model_id) else model_id
+        return loader.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
@@ -167,11 +170,8 @@ def _device(requested: str, qlora: bool) -> str:
     device = "cuda" if requested == "auto" and cuda else ("cpu" if requested == "auto" else requested)
     if qlora and device != "cuda":
         raise UserError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); drop --qlora to train plain LoRA here")
-    if qlora:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise UserError("--qlora needs bitsandbytes: pip install -r requirements-train.txt") from None
+    if qlora and importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("--qlora needs bitsandbytes: pip install -r requirements-train.txt")
     return device
 
 
@@ -277,14 +277,13 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
-    eval_kwargs = dict(max_side=cfg.max_image_side, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size)
     before: EvalSummary | None = None
     if cfg.eval_before and held_out:
         if resume_from is not None and out.exists("eval_before.json"):
             before = _eval_from_dict(json.loads(out.read_text("eval_before.json")))  # a retry need not redo it
         else:
             report(GemmaProgress("eval-before", message=f"evaluating the base model on {len(held_out)} photos"))
-            before = evaluate_held_out(model, processor, held_out, **eval_kwargs)
+            before = _evaluate(cfg, model, processor, held_out)
             out.write_text(json.dumps(_eval_dict(before), indent=2), "eval_before.json")
 
     staging = Path(out.path(".staging")) if not out.remote else Path(tempfile.mkdtemp(prefix="gemma-train-"))
@@ -293,8 +292,7 @@ def train_gemma(cfg: GemmaTrainConfig, progress: Progress | None = None) -> Gemm
     staging.mkdir(parents=True)
     try:
         result = _train_and_save(cfg, out, staging, model, processor, train_photos, held_out, before, device,
-                                 fingerprint, resume_from.step if resume_from else None, report, eval_kwargs,
-                                 torn, started)
+                                 fingerprint, resume_from.step if resume_from else None, report, torn, started)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report(GemmaProgress("done", result.steps, result.steps, None, f"adapter at {result.adapter}"))
@@ -312,7 +310,8 @@ def make_trainer(
 
     alpha = cfg.lora_alpha or 2 * cfg.lora_r
     lora = LoraConfig(
-        r=cfg.lora_r, lora_alpha=alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+        r=cfg.lora_r, lora_alpha=alpha, lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS,
+        task_type="CAUSAL_LM",
     )
     cuda = device == "cuda"
     checkpointing = cfg.activation_checkpointing if cfg.activation_checkpointing is not None else cuda
@@ -332,8 +331,8 @@ def make_trainer(
         completion_only_loss=True,  # labels are -100 everywhere but the answer (and its end-of-turn)
         remove_unused_columns=False,
         max_length=None,  # never truncate: the image tokens sit inside the prompt
-        gradient_checkpointing=None,
         activation_checkpointing=checkpointing,
+        gradient_checkpointing=checkpointing,  # its deprecated alias: TRL defaults it to True, so say the same
         bf16=cuda,
         use_cpu=not cuda,
         dataloader_num_workers=2 if cuda else 0,
@@ -352,10 +351,15 @@ def make_trainer(
     return trainer
 
 
+def _evaluate(cfg: GemmaTrainConfig, model: Any, processor: Any, photos: list[Any]) -> EvalSummary:
+    return evaluate_held_out(model, processor, photos, max_side=cfg.max_image_side,
+                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size)
+
+
 def _train_and_save(
     cfg: GemmaTrainConfig, out: Store, staging: Path, model: Any, processor: Any, train_photos: list[Any],
     held_out: list[Any], before: EvalSummary | None, device: str, fingerprint: str, resume_step: int | None,
-    report: Progress, eval_kwargs: dict[str, Any], torn: list[str], started: float,
+    report: Progress, torn: list[str], started: float,
 ) -> GemmaTrainResult:
     import torch
 
@@ -381,7 +385,7 @@ def _train_and_save(
     after = before
     if held_out:
         report(GemmaProgress("eval-after", steps, steps, None, f"evaluating the tuned model on {len(held_out)} photos"))
-        after = evaluate_held_out(peft_model, processor, held_out, **eval_kwargs)
+        after = _evaluate(cfg, peft_model, processor, held_out)
 
     report(GemmaProgress("save", steps, steps, None, "writing adapter, metrics and model card"))
     local_adapter = staging / "adapter"

@@ -50,6 +50,7 @@ def model_card(metrics: dict[str, Any], command: str) -> str:
         "on the vLLM service (the path above assumes that).\n"
         if metrics["adapter"].startswith("gs://") else ""
     )
+    merged = "`merged/` (full weights), " if metrics.get("merged") else ""
     return f"""# {metrics['adapter_name']}: Oxford-IIIT Pet breeds, LoRA on {metrics['base_model']}
 
 A LoRA adapter that teaches `{metrics['base_model']}` to answer the project's breed question with one
@@ -79,7 +80,7 @@ of the 37 Oxford-IIIT Pet breed names.
 Ask for model `{metrics['adapter_name']}` on `/v1/chat/completions`; the base model stays available.
 {mount_note}
 ## Files
-`adapter/` (peft), {'`merged/` (full weights), ' if metrics.get('merged') else ''}`metrics.json`, this card, `serve_command.txt`.
+`adapter/` (peft), {merged}`metrics.json`, this card, `serve_command.txt`.
 
 ## Limitations
 The held-out set is small (a few photos per breed); read the accuracy as a smoke test, and use the

@@ -108,7 +108,7 @@ def prune_checkpoints(out: Store, keep: int) -> list[str]:
         return []  # nothing complete yet: a torn checkpoint may be all there is to investigate
     newest = complete[-1].step
     doomed = [c.name for c in complete[: max(0, len(complete) - max(1, keep))]]
-    doomed += [name for name in torn if int(_STEP_DIR.match(name).group(1)) < newest]  # type: ignore[union-attr]
+    doomed += [name for name in torn if (m := _STEP_DIR.match(name)) and int(m.group(1)) < newest]
     for name in doomed:
         out.remove("checkpoints", name)
     return doomed

@@ -41,8 +41,8 @@ class EvalSummary:
 
 def summarize(answers: list[HeldOutAnswer]) -> EvalSummary:
     """The harness's figures (lib.metrics) over the held-out answers, so before/after match `python -m lib eval`."""
-    from lib.accuracy import summarize as run_metrics
     from lib.accuracy import EvalRecord
+    from lib.accuracy import summarize as run_metrics
 
     if not answers:
         return EvalSummary(0, 0.0, 0.0, ())
@@ -81,7 +81,7 @@ def evaluate_held_out(
             with torch.inference_mode():
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
             texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-            for photo, text in zip(batch, texts):
+            for photo, text in zip(batch, texts, strict=True):
                 answers.append(HeldOutAnswer(photo.id, photo.breed, text.strip(), parse_breed(text)))
             if on_batch is not None:
                 on_batch(len(answers), len(photos))

@@ -90,7 +90,7 @@ def submit_gemma_job(
     max_retries: int = 3, task_timeout_s: int = 3600, out: Callable[[str], None] = lambda _line: None,
 ) -> dict[str, Any]:
     """`python -m lib finetune submit` from code (the Tuning page): the same spec, the same submission."""
-    from lib.cloudrun.jobs import FinetuneJobOptions, finetune_spec, submit_job
+    from lib.cloudrun import FinetuneJobOptions, finetune_spec, submit_job
 
     options = FinetuneJobOptions(image=image, trainer_args=tuple(trainer_args), gpu_type=gpu_type,
                                  max_retries=max_retries, task_timeout_s=task_timeout_s)

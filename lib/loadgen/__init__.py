@@ -7,49 +7,51 @@ result = asyncio.run(run_load(plan))          # or load_job(LoadRun(plan)).start
 """
 
 from lib.loadgen.engine import (
+    ClientKind,
     LoadPlan,
     LoadResult,
     LoadRun,
     Payload,
+    backend_headers,
     chat_url,
     load_job,
+    make_sender,
     prepare_payloads,
     run_load,
     text_payload,
 )
-from lib.loadgen.merge import merge_files, summarize_file
-from lib.loadgen.records import RequestRecord, RunHeader, read_run
-from lib.loadgen.schedule import LoadProfile, Ramp, arrival_offsets_s, parse_ramp, rate_at_rps, task_share
+from lib.loadgen.merge import measured_window, merge_files, summarize_file
+from lib.loadgen.rawhttp import RawSender
+from lib.loadgen.records import RecordWriter, RequestRecord, RunFile, RunHeader, read_run
+from lib.loadgen.schedule import (
+    MAX_SCHEDULED,
+    MODES,
+    LoadProfile,
+    Mode,
+    Ramp,
+    arrival_offsets_s,
+    concurrency_share,
+    parse_ramp,
+    rate_at_rps,
+    task_share,
+)
+from lib.loadgen.send import Sender, SendResult, status_error
 from lib.loadgen.store import list_saved_runs, local_records_dir, save_run
-from lib.loadgen.summary import LoadSummary, Percentiles, TimelineBin, summarize, timeline
+from lib.loadgen.summary import LAG_LIMIT_MS, RATE_FLOOR, LoadSummary, Percentiles, TimelineBin, summarize, timeline
 
 __all__ = [
-    "LoadPlan",
-    "LoadResult",
-    "LoadRun",
-    "Payload",
-    "chat_url",
-    "load_job",
-    "prepare_payloads",
-    "run_load",
-    "text_payload",
-    "merge_files",
-    "summarize_file",
-    "RequestRecord",
-    "RunHeader",
-    "read_run",
-    "list_saved_runs",
-    "local_records_dir",
-    "save_run",
-    "LoadProfile",
-    "Ramp",
-    "arrival_offsets_s",
-    "parse_ramp",
-    "rate_at_rps",
-    "task_share",
-    "LoadSummary",
-    "Percentiles",
-    "TimelineBin",
-    "summarize",
-    "timeline",
+    # engine: how to send it
+    "ClientKind", "LoadPlan", "LoadResult", "LoadRun", "Payload", "backend_headers", "chat_url", "load_job",
+    "make_sender", "prepare_payloads", "run_load", "text_payload",
+    # senders: one POST, never raising
+    "RawSender", "Sender", "SendResult", "status_error",
+    # schedule: what to send, when
+    "MAX_SCHEDULED", "MODES", "LoadProfile", "Mode", "Ramp", "arrival_offsets_s", "concurrency_share", "parse_ramp",
+    "rate_at_rps", "task_share",
+    # records and their files
+    "RecordWriter", "RequestRecord", "RunFile", "RunHeader", "read_run",
+    "measured_window", "merge_files", "summarize_file",
+    "list_saved_runs", "local_records_dir", "save_run",
+    # summary: what it means
+    "LAG_LIMIT_MS", "RATE_FLOOR", "LoadSummary", "Percentiles", "TimelineBin", "summarize", "timeline",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import json
 import signal
@@ -46,7 +47,8 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--url", help="base URL ending /v1 (or the full /chat/completions URL)")
     target.add_argument("--model", help="model name to put in each request")
-    target.add_argument("--backend", help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
+    target.add_argument("--backend",
+                        help="a backend name (models.toml or Cloud Run discovery) instead of --url/--model")
     target.add_argument("--images", help="folder of photos to send (default: PETS_DIR, data/pets, ../shared/pets)")
     target.add_argument("--max-images", type=int, help="use only the first N photos")
     target.add_argument(
@@ -237,10 +239,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             loop.add_signal_handler(signal.SIGINT, run.stop)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-            pass
         await run.run()
 
     try:
@@ -314,9 +314,7 @@ def forwarded_load_args(args: argparse.Namespace) -> list[str]:
 
 def job_command(args: argparse.Namespace) -> int:
     """`loadgen job --dry-run`: the gcloud commands for an N-task load job (records to a mounted bucket)."""
-    from lib.cloudrun.gcloud import format_command, render_job_create, render_job_execute
-    from lib.cloudrun.jobs import bucket_volume
-    from lib.cloudrun.specs import JobSpec, build_spec
+    from lib.cloudrun import JobSpec, bucket_volume, build_spec, format_command, render_job_create, render_job_execute
 
     profile_from_args(args)  # fail here, not in N cloud tasks
     if args.max_side is not None and not 16 <= args.max_side <= 4096:  # the tasks' check, in payloads_from_args
@@ -328,7 +326,7 @@ def job_command(args: argparse.Namespace) -> int:
     volumes = (
         [bucket_volume("results", args.bucket, "/results", read_only=False, flag="--bucket")] if args.bucket else []
     )
-    spec: JobSpec = build_spec(  # type: ignore[assignment]
+    spec = build_spec(
         JobSpec,
         name=args.name,
         image=args.image,

@@ -49,6 +49,8 @@ __all__ = [
     "chat_url",
     "backend_headers",
     "run_load",
+    "ClientKind",
+    "make_sender",
 ]
 
 ClientKind = Literal["auto", "raw", "aiohttp", "httpx"]

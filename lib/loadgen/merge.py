@@ -23,7 +23,7 @@ def measured_window(header: RunHeader, records: list[RequestRecord]) -> tuple[fl
     if header.mode == "concurrency" or header.planned_requests is None:
         return duration, None, interrupted
     profile = LoadProfile(
-        mode=header.mode,  # type: ignore[arg-type]
+        mode=header.mode,
         rate_rps=header.rate_rps,
         ramp=None if header.ramp is None else parse_ramp(header.ramp),
         duration_s=header.duration_s,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from lib.errors import UserError
+from lib.loadgen.schedule import MODES, Mode
 
 __all__ = ["RequestRecord", "RunHeader", "RunFile", "RecordWriter", "read_run"]
 
@@ -62,7 +63,7 @@ class RunHeader:
 
     url: str
     model: str
-    mode: str
+    mode: Mode
     duration_s: float
     warmup_s: float = 0.0
     rate_rps: float | None = None
@@ -75,6 +76,10 @@ class RunHeader:
     images: int = 0
     start_unix_s: float = field(default_factory=time.time)
     format: str = FORMAT
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:  # a header read back from a file is only as typed as the file
+            raise ValueError(f"unknown load mode {self.mode!r}")
 
 
 @dataclass(frozen=True)

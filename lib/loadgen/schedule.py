@@ -10,15 +10,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from lib.errors import UserError
 
-__all__ = ["Mode", "Ramp", "LoadProfile", "parse_ramp", "arrival_offsets_s", "task_share", "rate_at_rps"]
+__all__ = [
+    "Mode", "MODES", "MAX_SCHEDULED", "Ramp", "LoadProfile", "parse_ramp", "arrival_offsets_s", "task_share",
+    "concurrency_share", "rate_at_rps",
+]
 
 Mode = Literal["constant", "poisson", "concurrency"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 MAX_SCHEDULED = 20_000_000  # about 1.3 GB of float64 offsets would be absurd: refuse earlier
 
 
@@ -70,7 +74,7 @@ class LoadProfile:
     burstiness: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("constant", "poisson", "concurrency"):
+        if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}: use constant, poisson or concurrency")
         if (
             not (isinstance(self.duration_s, (int, float)) and math.isfinite(self.duration_s))
@@ -87,9 +91,8 @@ class LoadProfile:
             if not self.concurrency or self.concurrency <= 0:
                 raise UserError("mode concurrency needs --concurrency C with C > 0")
             return
-        if self.ramp is None:
-            if self.rate_rps is None or not math.isfinite(self.rate_rps) or self.rate_rps <= 0:
-                raise UserError(f"the rate must be > 0 requests/s (got {self.rate_rps}); or give --ramp")
+        if self.ramp is None and (self.rate_rps is None or not math.isfinite(self.rate_rps) or self.rate_rps <= 0):
+            raise UserError(f"the rate must be > 0 requests/s (got {self.rate_rps}); or give --ramp")
         expected = self.expected_requests()
         if expected > MAX_SCHEDULED:
             raise UserError(f"that schedule has ~{expected:,.0f} requests; the limit is {MAX_SCHEDULED:,}")
@@ -138,6 +141,7 @@ def _cumulative(profile: LoadProfile, t_s: float) -> float:
 def _inverse_cumulative(profile: LoadProfile, lam: np.ndarray) -> np.ndarray:
     """Times at which the cumulative rate reaches each value of `lam` (vectorised)."""
     if profile.ramp is None:
+        assert profile.rate_rps is not None  # __post_init__: an open-loop profile has a rate or a ramp
         return lam / float(profile.rate_rps)
     r, w = profile.ramp, profile.warmup_s
     out = np.empty_like(lam)

@@ -164,7 +164,8 @@ class TunedHead:
         """Write `head.npz` (weights) and `head.json` (classes, input size) into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "head.json").write_text(
-            json.dumps({"classes": list(self.classes), "input_size": INPUT_SIZE, "features": "efficientnet-lite0"}, indent=2)
+            json.dumps({"classes": list(self.classes), "input_size": INPUT_SIZE, "features": "efficientnet-lite0"},
+                       indent=2)
         )
         # Written aside and renamed: a server watching the folder never reads half a file.
         tmp = folder / "head.npz.tmp.npz"

@@ -8,6 +8,7 @@ in a terminal reaches them directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,6 +30,12 @@ __all__ = [
 ]
 
 PARENT_FD_ENV = "PETS_PARENT_FD"  # the inherited pipe end a child watches for its parent's exit
+
+
+class _TiedProcess(subprocess.Popen[bytes]):
+    """A child watching the read end of our pipe; `parent_fd` is the write end we hold (see `stop_process`)."""
+
+    parent_fd: int | None = None
 
 
 def is_healthy(base_url: str, timeout_s: float = 1.0) -> bool:
@@ -61,12 +68,12 @@ def wait_healthy(base_url: str, proc: subprocess.Popen | None = None, timeout_s:
 
 
 def _tied_child(argv: list[str], *, env: Mapping[str, str], log_file: Path, keep_across_exec: bool = False
-                ) -> subprocess.Popen:
+                ) -> _TiedProcess:
     read_end, write_end = os.pipe()
     try:
         with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, pass_fds=(read_end,),
-                                    env={**env, PARENT_FD_ENV: str(read_end)})
+            proc = _TiedProcess(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, pass_fds=(read_end,),
+                                env={**env, PARENT_FD_ENV: str(read_end)})
     except BaseException:
         os.close(write_end)
         raise
@@ -74,7 +81,7 @@ def _tied_child(argv: list[str], *, env: Mapping[str, str], log_file: Path, keep
         os.close(read_end)
     if keep_across_exec:
         os.set_inheritable(write_end, True)
-    proc.parent_fd = write_end  # type: ignore[attr-defined]  # closed by stop_process; else at our exit
+    proc.parent_fd = write_end  # closed by stop_process; else at our exit
     return proc
 
 
@@ -110,13 +117,10 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    fd = getattr(proc, "parent_fd", None)
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        proc.parent_fd = None  # type: ignore[attr-defined]
+    if isinstance(proc, _TiedProcess) and proc.parent_fd is not None:
+        with contextlib.suppress(OSError):  # already closed
+            os.close(proc.parent_fd)
+        proc.parent_fd = None
     return proc.returncode
 
 

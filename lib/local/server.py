@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = ["create_app", "serve", "MODELS"]
 
@@ -155,6 +155,7 @@ def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, thr
     overloaded Cloud Run service would, instead of queueing into timeouts.
     """
     import contextlib
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -236,7 +237,7 @@ def create_app(artifacts: Path | None = None, cache_dir: Path | None = None, thr
         try:
             req = ChatRequest.model_validate_json(body)
         except ValueError as exc:
-            errors = getattr(exc, "errors", lambda: [])()
+            errors = exc.errors() if isinstance(exc, ValidationError) else []
             where = ".".join(str(p) for p in errors[0]["loc"]) if errors and errors[0].get("loc") else "body"
             msg = errors[0]["msg"] if errors else str(exc)
             failures.labels("?", "invalid_request").inc()

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lib.accuracy import bootstrap_interval, compare, confusion, mcnemar_exact_p, per_breed, summarize
-from lib.accuracy import EvalRecord
+from lib.accuracy import EvalRecord, bootstrap_interval, compare, confusion, mcnemar_exact_p, per_breed, summarize
 
 
 def rec(photo_id: str, truth: str, breed: str, error: str | None = None, latency_ms: float = 10.0) -> EvalRecord:
@@ -98,8 +97,8 @@ def test_mcnemar_is_exact_for_thousands_of_discordant_photos() -> None:
 
 
 def test_paired_comparison_fixed_and_broken_by_hand() -> None:
-    base = [rec("a_1", "pug", "pug"), rec("a_2", "pug", "beagle"), rec("a_3", "pug", "beagle"), rec("a_4", "pug", "pug"),
-            rec("a_5", "pug", "pug")]
+    base = [rec("a_1", "pug", "pug"), rec("a_2", "pug", "beagle"), rec("a_3", "pug", "beagle"),
+            rec("a_4", "pug", "pug"), rec("a_5", "pug", "pug")]
     tuned = [rec("a_1", "pug", "pug"), rec("a_2", "pug", "pug"), rec("a_3", "pug", "pug"), rec("a_4", "pug", "beagle"),
              rec("a_6", "pug", "pug")]
     c = compare(base, tuned)

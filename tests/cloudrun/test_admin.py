@@ -7,47 +7,54 @@ import json
 from pathlib import Path
 
 import pytest
-from testkit.cloudrun_fakes import FORBIDDEN_PROJECT, MISSING_PROJECT, PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet
 
+from lib import cloudrun
 from lib.cli import main
-from lib.cloudrun import admin
-from lib.cloudrun.jobs import submit_job
-from lib.cloudrun.specs import JobSpec, ServiceSpec, build_spec
+from lib.cloudrun import JobSpec, ServiceSpec, build_spec, submit_job
 from lib.errors import UserError
 from lib.settings import load_settings
+from testkit.cloudrun_fakes import (
+    FORBIDDEN_PROJECT,
+    MISSING_PROJECT,
+    PROJECT,
+    REGIONS,
+    FakeCloudRun,
+    ModelServers,
+    add_fleet,
+)
 
 IMAGE = "europe-west4-docker.pkg.dev/test-project/serving/vllm-gemma:1"
 
 
-def test_deploy_creates_then_updates_a_gpu_service(clients: admin.Clients, fake_run: FakeCloudRun) -> None:
+def test_deploy_creates_then_updates_a_gpu_service(clients: cloudrun.Clients, fake_run: FakeCloudRun) -> None:
     spec = build_spec(ServiceSpec, name="gemma-3-4b", image=IMAGE, project=PROJECT, region="europe-west4",
                       gpu_type="nvidia-l4", args=["--max-num-seqs=4"])
-    info = admin.apply_service(spec, clients=clients)  # type: ignore[arg-type]
+    info = cloudrun.apply_service(spec, clients=clients)
     assert (info.name, info.region, info.gpu_type, info.gpu_count, info.concurrency) == (
         "gemma-3-4b", "europe-west4", "nvidia-l4", 1, 4)
     assert info.ready and info.url.startswith("https://gemma-3-4b-") and info.latest_ready_revision
     stored = fake_run.services[f"projects/{PROJECT}/locations/europe-west4/services/gemma-3-4b"]
     assert dict(stored.template.containers[0].resources.limits)["nvidia.com/gpu"] == "1"
 
-    again = admin.apply_service(spec.model_copy(update={"max_instances": 4}), clients=clients)  # type: ignore
+    again = cloudrun.apply_service(spec.model_copy(update={"max_instances": 4}), clients=clients)
     assert again.max_instances == 4
     assert [c for c, _ in fake_run.calls if c in ("CreateService", "UpdateService")] == ["CreateService",
                                                                                       "UpdateService"]
     assert not fake_run.policies  # private unless asked
 
 
-def test_public_service_gets_an_allusers_invoker_binding(clients: admin.Clients, fake_run: FakeCloudRun) -> None:
+def test_public_service_gets_an_allusers_invoker_binding(clients: cloudrun.Clients, fake_run: FakeCloudRun) -> None:
     spec = build_spec(ServiceSpec, name="pets-local", image=IMAGE, project=PROJECT, allow_unauthenticated=True)
-    info = admin.apply_service(spec, clients=clients)  # type: ignore[arg-type]
+    info = cloudrun.apply_service(spec, clients=clients)
     policy = fake_run.policies[f"projects/{PROJECT}/locations/europe-west4/services/{info.name}"]
     assert [(b.role, list(b.members)) for b in policy.bindings] == [("roles/run.invoker", ["allUsers"])]
 
 
 def test_lists_150_services_across_regions_in_pages(
-    clients: admin.Clients, fake_run: FakeCloudRun, model_servers: ModelServers,
+    clients: cloudrun.Clients, fake_run: FakeCloudRun, model_servers: ModelServers,
 ) -> None:
     add_fleet(fake_run, model_servers, 150)
-    found = admin.list_services(PROJECT, REGIONS, clients=clients, page_size=20)
+    found = cloudrun.list_services(PROJECT, REGIONS, clients=clients, page_size=20)
     assert len(found) == 150 and {s.region for s in found} == set(REGIONS)
     list_calls = [r for c, r in fake_run.calls if c == "ListServices"]
     assert len(list_calls) == 3 * 3  # 50 per region in pages of 20
@@ -58,7 +65,7 @@ def test_lists_150_services_across_regions_in_pages(
         "nvidia-l4", 1, 1, 4, 8)
     assert (cpu.gpu_type, cpu.gpu_count, cpu.memory) == (None, 0, "512Mi")
     assert gpu.latest_ready_revision == "svc-001-00001-abc" and gpu.url == model_servers.url("svc-001")
-    labelled = admin.list_services(PROJECT, REGIONS, clients=clients, label="app=pets")
+    labelled = cloudrun.list_services(PROJECT, REGIONS, clients=clients, label="app=pets")
     assert len(labelled) == 120
 
 
@@ -69,9 +76,9 @@ def test_lists_150_services_across_regions_in_pages(
         (MISSING_PROJECT, "Check that the project exists"),
     ],
 )
-def test_listing_errors_say_what_to_change(clients: admin.Clients, project: str, message: str) -> None:
+def test_listing_errors_say_what_to_change(clients: cloudrun.Clients, project: str, message: str) -> None:
     with pytest.raises(UserError) as info:
-        admin.list_services(project, ["europe-west4"], clients=clients)
+        cloudrun.list_services(project, ["europe-west4"], clients=clients)
     assert message in str(info.value) and project in str(info.value)
 
 
@@ -79,21 +86,21 @@ def test_missing_credentials_is_a_clear_message(cloud_env: Path, monkeypatch: py
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
     monkeypatch.delenv("CLOUD_RUN_API_ENDPOINT")  # the production path: Google's endpoint, ambient credentials
     with pytest.raises(UserError, match="no Google credentials found. Run `gcloud auth application-default login`"):
-        admin.make_clients(load_settings())
+        cloudrun.make_clients(load_settings())
 
 
 def test_non_loopback_test_endpoint_is_refused(cloud_env: Path) -> None:
     with pytest.raises(UserError, match="only a loopback host:port"):
-        admin.make_clients(load_settings({"CLOUD_RUN_API_ENDPOINT": "run.example.com:443"}))
+        cloudrun.make_clients(load_settings({"CLOUD_RUN_API_ENDPOINT": "run.example.com:443"}))
 
 
 def finetune_job() -> JobSpec:
     return build_spec(JobSpec, name="pets-finetune", image=IMAGE, project=PROJECT, region="europe-west4",
                       gpu_type="nvidia-l4", command=["python", "-m", "lib"], args=["finetune", "gemma"],
-                      secrets={"HF_TOKEN": "hf-token:latest"})  # type: ignore[return-value]
+                      secrets={"HF_TOKEN": "hf-token:latest"})
 
 
-def test_submit_creates_runs_and_follows_a_job(clients: admin.Clients, fake_run: FakeCloudRun) -> None:
+def test_submit_creates_runs_and_follows_a_job(clients: cloudrun.Clients, fake_run: FakeCloudRun) -> None:
     lines: list[str] = []
     result = submit_job(finetune_job(), dry_run=False, clients=clients, poll_s=0.01, out=lines.append)
     assert result["state"] == "succeeded" and result["tasks_succeeded"] == 1
@@ -103,22 +110,22 @@ def test_submit_creates_runs_and_follows_a_job(clients: admin.Clients, fake_run:
     job = fake_run.jobs[f"projects/{PROJECT}/locations/europe-west4/jobs/pets-finetune"]
     assert job.template.template.node_selector.accelerator == "nvidia-l4"
 
-    jobs = admin.list_jobs(PROJECT, "europe-west4", client=clients.jobs)
+    jobs = cloudrun.list_jobs(PROJECT, "europe-west4", client=clients.jobs)
     assert [(j.name, j.gpu_type, j.task_count, j.timeout_s, j.latest_execution) for j in jobs] == [
         ("pets-finetune", "nvidia-l4", 1, 3600, "pets-finetune-00001")]
     fake_run.fail_tasks = 1
     second = submit_job(finetune_job(), dry_run=False, clients=clients, poll_s=0.01, out=lines.append)
     assert second["state"] == "failed"
-    executions = admin.list_executions(PROJECT, "europe-west4", "pets-finetune", client=clients.executions)
+    executions = cloudrun.list_executions(PROJECT, "europe-west4", "pets-finetune", client=clients.executions)
     assert [(e.name, e.state) for e in executions] == [("pets-finetune-00002", "failed"),
                                                        ("pets-finetune-00001", "succeeded")]
     assert executions[1].duration_s is not None and executions[1].log_uri
 
 
-def test_multi_task_job_overrides_task_count(clients: admin.Clients, fake_run: FakeCloudRun) -> None:
+def test_multi_task_job_overrides_task_count(clients: cloudrun.Clients, fake_run: FakeCloudRun) -> None:
     spec = build_spec(JobSpec, name="pets-load", image=IMAGE, project=PROJECT, region="europe-west4", tasks=4,
                       parallelism=4)
-    result = submit_job(spec, dry_run=False, tasks=8, clients=clients, poll_s=0.01, out=lambda _: None)  # type: ignore
+    result = submit_job(spec, dry_run=False, tasks=8, clients=clients, poll_s=0.01, out=lambda _: None)
     assert result["state"] == "succeeded" and result["tasks_succeeded"] == 8
 
 
@@ -141,7 +148,8 @@ def test_finetune_submit_dry_run_prints_both_commands(cloud_env: Path, capsys: p
     assert main(["finetune", "submit", "--image", IMAGE, "--dry-run", "--secret", "HF_TOKEN=hf:3"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     create, execute = result["commands"]
-    assert create[:5] == ["gcloud", "run", "jobs", "create", "pets-finetune"] and "--set-secrets=HF_TOKEN=hf:3" in create
+    assert create[:5] == ["gcloud", "run", "jobs", "create", "pets-finetune"]
+    assert "--set-secrets=HF_TOKEN=hf:3" in create
     assert execute[:5] == ["gcloud", "run", "jobs", "execute", "pets-finetune"] and execute[-1] == "--wait"
 
 

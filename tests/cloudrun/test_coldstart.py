@@ -10,7 +10,7 @@ import pytest
 
 from lib.cli import main
 from lib.client import RetryPolicy
-from lib.cloudrun.coldstart import ColdStartResult, load_results, measure_cold_start, save_result
+from lib.cloudrun import ColdStartResult, load_cold_starts, measure_cold_start, save_cold_start
 from lib.errors import UserError
 from lib.registry import Backend
 from lib.settings import load_settings
@@ -47,9 +47,9 @@ async def test_cold_then_warm_request_is_timed_through_the_503s(
     assert result.warm_total_ms is not None
     assert result.warm_ttfb_ms is not None and result.warm_ttfb_ms <= result.warm_total_ms
 
-    path = save_result(result)
+    path = save_cold_start(result)
     assert Path(path).parent == Path(load_settings().results_root) / "coldstart"
-    assert load_results() == [result]
+    assert load_cold_starts() == [result]
 
 
 def cold_start(backend: str, measured_at: str, cold_total_ms: float) -> ColdStartResult:
@@ -62,31 +62,32 @@ def test_results_are_stored_one_per_run_id_and_listed_newest_first(results_root:
     older = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 41_000.0)
     newer = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 39_000.0)  # the same second: no clash
     newest = cold_start("svc-2/m", "2026-11-29T08:00:00+00:00", 12_000.0)
-    paths = [save_result(r) for r in (older, newer, newest)]
+    paths = [save_cold_start(r) for r in (older, newer, newest)]
     assert len(set(paths)) == 3 and all(Path(p).name.startswith("2026112") for p in paths)
-    assert load_results()[0] == newest and sorted(load_results()[1:], key=lambda r: r.cold_total_ms) == [newer, older]
+    stored = load_cold_starts()
+    assert stored[0] == newest and sorted(stored[1:], key=lambda r: r.cold_total_ms) == [newer, older]
     (results_root / "coldstart" / "notes.txt").write_text("not ours")
     (results_root / "coldstart" / "broken.json").write_text("{")
-    assert len(load_results()) == 3
+    assert len(load_cold_starts()) == 3
 
 
 def test_a_fresh_results_root_has_no_cold_starts_yet(results_root: Path) -> None:
-    assert load_results() == [] and not results_root.exists()
+    assert load_cold_starts() == [] and not results_root.exists()
 
 
 @pytest.mark.slow
 def test_a_result_saved_to_a_bucket_is_listed_back(gcs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESULTS_ROOT", "gs://pets-results/hosted")
     result = cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 41_000.0)
-    url = save_result(result)
+    url = save_cold_start(result)
     assert url.startswith("gs://pets-results/hosted/coldstart/20261128T101500Z-svc-1-m-") and url.endswith(".json")
-    assert load_results() == [result]
+    assert load_cold_starts() == [result]
 
 
 @pytest.mark.slow
 def test_a_missing_bucket_is_named_when_saving_and_listing(gcs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESULTS_ROOT", "gs://no-such-bucket/hosted")
-    for call in (lambda: save_result(cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 1.0)), load_results):
+    for call in (lambda: save_cold_start(cold_start("svc-1/m", "2026-11-28T10:15:00+00:00", 1.0)), load_cold_starts):
         with pytest.raises(UserError, match="bucket 'no-such-bucket' does not exist"):
             call()
 

@@ -3,18 +3,16 @@ tokens from a local token endpoint, turn models into backends, merge with models
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import pytest
-from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet, fake_id_token
 
 from lib.cli import main
-from lib.cloudrun import discovery
-from lib.cloudrun.admin import Clients
+from lib.cloudrun import Clients, discover, discover_cached, to_backends
 from lib.registry import Backend, filter_backends, group_by_base_model, load_backends, merge_backends, read_models_toml
 from lib.settings import load_settings
+from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet, fake_id_token
 
 
 def test_probes_tell_healthy_slow_forbidden_and_non_openai_services_apart(
@@ -23,7 +21,7 @@ def test_probes_tell_healthy_slow_forbidden_and_non_openai_services_apart(
     add_fleet(fake_run, model_servers, 4)
     model_servers.behaviour.update({"svc-001": "slow", "svc-002": "forbidden", "svc-003": "nomodels"})
     model_servers.slow_s = 2.0
-    found = {s.name: s for s in discovery.discover(PROJECT, REGIONS, clients=clients, timeout_s=0.5)}
+    found = {s.name: s for s in discover(PROJECT, REGIONS, clients=clients, timeout_s=0.5)}
     assert {n: s.health for n, s in found.items()} == {
         "svc-000": "ok", "svc-001": "timeout", "svc-002": "forbidden", "svc-003": "no-models-endpoint"}
     assert [m.id for m in found["svc-000"].models] == ["google/gemma-3-4b-it", "pets-lora-000-0", "pets-lora-000-1",
@@ -39,7 +37,7 @@ def test_models_become_backends_grouped_by_base_model(
     clients: Clients, fake_run: FakeCloudRun, model_servers: ModelServers,
 ) -> None:
     add_fleet(fake_run, model_servers, 2)
-    backends = discovery.to_backends(discovery.discover(PROJECT, REGIONS, clients=clients))
+    backends = to_backends(discover(PROJECT, REGIONS, clients=clients))
     assert len(backends) == 8
     base = next(b for b in backends if b.name == "svc-001/google/gemma-3-4b-it")
     adapter = next(b for b in backends if b.name == "svc-001/pets-lora-001-2")
@@ -70,11 +68,11 @@ def test_discovery_is_cached_until_it_is_old(
 ) -> None:
     add_fleet(fake_run, model_servers, 3)
     settings = load_settings()
-    first = discovery.discover_cached(PROJECT, REGIONS, settings=settings)
-    again = discovery.discover_cached(PROJECT, REGIONS, settings=settings)
+    first = discover_cached(PROJECT, REGIONS, settings=settings)
+    again = discover_cached(PROJECT, REGIONS, settings=settings)
     assert again == first and len([c for c, _ in fake_run.calls if c == "ListServices"]) == 3
     fake_run.add_service(PROJECT, "europe-west4", "svc-new", url=model_servers.url("svc-new"))
-    refreshed = discovery.discover_cached(PROJECT, REGIONS, settings=settings, refresh=True)
+    refreshed = discover_cached(PROJECT, REGIONS, settings=settings, refresh=True)
     assert len(refreshed) == 4
 
 
@@ -93,13 +91,12 @@ def test_the_registry_merges_models_toml_and_cloud_run(
 
 
 def test_services_that_cannot_be_used_are_named_and_the_rest_still_work(
-    cloud_env: Path, fake_run: FakeCloudRun, model_servers: ModelServers, monkeypatch: pytest.MonkeyPatch,
+    cloud_env: Path, fake_run: FakeCloudRun, model_servers: ModelServers,
 ) -> None:
     add_fleet(fake_run, model_servers, 3, adapters=1)
     model_servers.behaviour.update({"svc-001": "forbidden", "svc-002": "slow"})
     model_servers.slow_s = 10.0
-    monkeypatch.setattr(discovery, "discover", functools.partial(discovery.discover, timeout_s=0.5))
-    registry = load_backends()
+    registry = load_backends(probe_timeout_s=0.5)
     assert [b.name for b in registry.backends if b.source == "cloud-run"] == [
         "svc-000/google/gemma-3-4b-it", "svc-000/pets-lora-000-0"]
     assert sorted(registry.problems) == [
@@ -123,7 +120,7 @@ def test_probe_without_credentials_says_how_to_log_in(
 ) -> None:
     add_fleet(fake_run, model_servers, 3)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
-    found = discovery.discover(PROJECT, REGIONS, clients=clients)
+    found = discover(PROJECT, REGIONS, clients=clients)
     assert {s.health for s in found} == {"no-credentials"}
     assert "gcloud auth application-default login" in (found[0].error or "")
 
@@ -134,8 +131,8 @@ def test_150_services_and_500_adapters_are_discovered(
     add_fleet(fake_run, model_servers, 150, adapters=3)
     for i in range(50):  # 150 x 3 + 50 = 500 adapters
         model_servers.adapters[f"svc-{i:03d}"].append(f"pets-extra-{i:03d}")
-    found = discovery.discover(PROJECT, REGIONS, clients=clients)  # benchmarks/discovery_bench.py times it
-    backends = discovery.to_backends(found)
+    found = discover(PROJECT, REGIONS, clients=clients)  # benchmarks/discovery_bench.py times it
+    backends = to_backends(found)
     assert len(found) == 150 and {s.health for s in found} == {"ok"}
     assert sum(b.role == "tuned" for b in backends) == 500
 
@@ -163,6 +160,6 @@ def test_injected_token_provider_is_used(clients: Clients, fake_run: FakeCloudRu
         audiences.append(audience)
         return fake_id_token(audience)
 
-    found = discovery.discover(PROJECT, REGIONS, clients=clients, token_provider=provider)
+    found = discover(PROJECT, REGIONS, clients=clients, token_provider=provider)
     assert {s.health for s in found} == {"ok"} and model_servers.token_requests == 0
     assert sorted(audiences) == [model_servers.url("svc-000"), model_servers.url("svc-001")]

@@ -3,6 +3,7 @@ every `python -m lib ... --dry-run` block, run again, prints exactly the gcloud 
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -16,7 +17,7 @@ DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 def dry_run_pairs() -> list[tuple[str, str]]:
     blocks = re.findall(r"```bash\n(.*?)\n```", DOC.read_text(), flags=re.S)
-    return [(cmd, out) for cmd, out in zip(blocks, blocks[1:])
+    return [(cmd, out) for cmd, out in itertools.pairwise(blocks)
             if cmd.startswith("python -m lib") and "--dry-run" in cmd and out.startswith("gcloud")]
 
 

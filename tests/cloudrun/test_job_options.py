@@ -8,10 +8,9 @@ import json
 import pytest
 
 from lib.cli import main
-from lib.cloudrun.jobs import FinetuneJobOptions, bucket_volume, finetune_spec, submit_job
-from lib.cloudrun.specs import SpecError
+from lib.cloudrun import FinetuneJobOptions, SpecError, bucket_volume, finetune_spec, submit_job
 from lib.errors import UserError
-from lib.finetune.runs import submit_gemma_job
+from lib.finetune import submit_gemma_job
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/serving/pets-train:1"
 TRAINER = ("--model-id", "google/gemma-3-4b-it", "--out", "/tuning/r1", "--resume")

@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import pytest
 
-from lib.cloudrun.admin import job_message, service_message
-from lib.cloudrun.gcloud import render_deploy, render_job_create, render_job_execute, split_list
-from lib.cloudrun.specs import BucketVolume, JobSpec, ProbeSpec, ServiceSpec, SpecError, build_spec, memory_gib
+from lib.cloudrun import (
+    BucketVolume,
+    JobSpec,
+    ProbeSpec,
+    ServiceSpec,
+    SpecError,
+    build_spec,
+    job_message,
+    memory_gib,
+    render_deploy,
+    render_job_create,
+    render_job_execute,
+    service_message,
+    split_list,
+)
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/serving/vllm-gemma:1"
 VLLM_ARGS = ["--model=/models/gemma-3-4b-it", "--served-model-name=google/gemma-3-4b-it", "--max-num-seqs=8",
-             "--enable-lora", "--max-loras=4", "--lora-modules", "pets-a=/models/adapters/a", "pets-b=/models/adapters/b"]
+             "--enable-lora", "--max-loras=4", "--lora-modules", "pets-a=/models/adapters/a",
+             "pets-b=/models/adapters/b"]
 
 
 def flags(argv: list[str]) -> dict[str, str | bool]:
@@ -29,12 +42,12 @@ def flags(argv: list[str]) -> dict[str, str | bool]:
 
 
 def l4_service(**overrides: object) -> ServiceSpec:
-    fields = dict(name="gemma-3-4b", image=IMAGE, project="my-project", region="europe-west4",
-                  gpu_type="nvidia-l4", cpu=8, memory="32Gi", args=VLLM_ARGS,
-                  volumes=[BucketVolume(name="models", bucket="my-project-models", mount_path="/models")],
-                  secrets={"HF_TOKEN": "hf-token:latest"})
+    fields = {"name": "gemma-3-4b", "image": IMAGE, "project": "my-project", "region": "europe-west4",
+              "gpu_type": "nvidia-l4", "cpu": 8, "memory": "32Gi", "args": VLLM_ARGS,
+              "volumes": [BucketVolume(name="models", bucket="my-project-models", mount_path="/models")],
+              "secrets": {"HF_TOKEN": "hf-token:latest"}}
     fields.update(overrides)
-    return build_spec(ServiceSpec, **fields)  # type: ignore[return-value]
+    return build_spec(ServiceSpec, **fields)
 
 
 def test_gpu_service_dry_run_has_every_flag_google_asks_for() -> None:
@@ -63,7 +76,7 @@ def test_gpu_service_dry_run_has_every_flag_google_asks_for() -> None:
 def test_rtx_pro_6000_defaults_to_its_minimums_and_a_longer_probe() -> None:
     spec = build_spec(ServiceSpec, name="gemma-3-27b", image=IMAGE, gpu_type="nvidia-rtx-pro-6000",
                       region="us-central1")
-    f = flags(render_deploy(spec))  # type: ignore[arg-type]
+    f = flags(render_deploy(spec))
     assert (f["cpu"], f["memory"], f["gpu-type"]) == ("20", "80Gi", "nvidia-rtx-pro-6000")
     assert "failureThreshold=90" in str(f["startup-probe"])  # 900 s for a 27B model's weights
 
@@ -71,7 +84,7 @@ def test_rtx_pro_6000_defaults_to_its_minimums_and_a_longer_probe() -> None:
 def test_cpu_service_is_throttled_and_has_no_gpu_flags() -> None:
     spec = build_spec(ServiceSpec, name="pets-local", image=IMAGE, region="europe-west1", cpu=2, memory="2Gi",
                       allow_unauthenticated=True, concurrency=20)
-    f = flags(render_deploy(spec))  # type: ignore[arg-type]
+    f = flags(render_deploy(spec))
     assert not {"gpu", "gpu-type", "no-gpu-zonal-redundancy", "no-cpu-throttling"} & set(f)
     assert f["cpu-throttling"] is True and f["allow-unauthenticated"] is True and f["concurrency"] == "20"
 
@@ -136,9 +149,11 @@ def test_gpu_job_create_and_execute_commands() -> None:
     spec = build_spec(JobSpec, name="pets-finetune", image=IMAGE, project="my-project", region="europe-west4",
                       gpu_type="nvidia-l4", cpu=8, memory="32Gi", tasks=1, max_retries=2, task_timeout_s=3600,
                       command=["python", "-m", "lib"], args=["finetune", "gemma", "--epochs", "1"],
-                      secrets={"HF_TOKEN": "hf-token:latest"}, service_account="trainer@my-project.iam.gserviceaccount.com",
-                      volumes=[BucketVolume(name="out", bucket="my-project-tuning", mount_path="/out", read_only=False)])
-    argv = render_job_create(spec)  # type: ignore[arg-type]
+                      secrets={"HF_TOKEN": "hf-token:latest"},
+                      service_account="trainer@my-project.iam.gserviceaccount.com",
+                      volumes=[BucketVolume(name="out", bucket="my-project-tuning", mount_path="/out",
+                                            read_only=False)])
+    argv = render_job_create(spec)
     assert argv[:5] == ["gcloud", "run", "jobs", "create", "pets-finetune"]
     f = flags(argv)
     assert (f["gpu"], f["gpu-type"], f["cpu"], f["memory"]) == ("1", "nvidia-l4", "8", "32Gi")
@@ -148,9 +163,9 @@ def test_gpu_job_create_and_execute_commands() -> None:
     assert f["set-secrets"] == "HF_TOKEN=hf-token:latest"
     assert f["add-volume"] == "name=out,type=cloud-storage,bucket=my-project-tuning"
     assert f["service-account"] == "trainer@my-project.iam.gserviceaccount.com"
-    assert render_job_execute(spec) == ["gcloud", "run", "jobs", "execute", "pets-finetune",  # type: ignore[arg-type]
+    assert render_job_execute(spec) == ["gcloud", "run", "jobs", "execute", "pets-finetune",
                                         "--project=my-project", "--region=europe-west4", "--wait"]
-    task = job_message(spec).template.template  # type: ignore[arg-type]
+    task = job_message(spec).template.template
     assert task.max_retries == 2 and int(task.timeout.total_seconds()) == 3600
     assert task.node_selector.accelerator == "nvidia-l4" and task.volumes[0].gcs.read_only is False
 
@@ -158,10 +173,10 @@ def test_gpu_job_create_and_execute_commands() -> None:
 def test_load_job_with_many_tasks_and_overrides() -> None:
     spec = build_spec(JobSpec, name="pets-load", image=IMAGE, region="europe-west4", tasks=20, parallelism=10,
                       task_timeout_s=1800, env={"TARGETS": "a,b"})
-    f = flags(render_job_create(spec))  # type: ignore[arg-type]
+    f = flags(render_job_create(spec))
     assert "gpu" not in f and (f["tasks"], f["parallelism"]) == ("20", "10")
     assert f["set-env-vars"] == "^|^TARGETS=a,b"  # gcloud's alternate delimiter keeps the comma
-    assert flags(render_job_execute(spec, tasks=40, env={"RATE": "50"}, wait=False)) == {  # type: ignore[arg-type]
+    assert flags(render_job_execute(spec, tasks=40, env={"RATE": "50"}, wait=False)) == {
         "region": "europe-west4", "tasks": "40", "update-env-vars": "RATE=50"}
 
 

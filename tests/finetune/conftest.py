@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lib.finetune.gemma import GemmaTrainConfig
+from lib.finetune import GemmaTrainConfig
 
 # Three breeds, four photos each: with one held out per breed, nine train and three are evaluated.
 PHOTO_BREEDS = {"Abyssinian": (200, 120, 60), "beagle": (120, 90, 40), "pug": (230, 210, 170)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
 
 from lib.errors import UserError
-from lib.finetune.gemma_ckpt import (
+from lib.finetune import (
     MARKER,
     META_FILE,
     Checkpoint,
@@ -65,7 +66,8 @@ def test_publish_local_renames_staging_into_a_complete_step(tmp_path: Path):
     folder = tmp_path / "out" / "checkpoints" / "step-4"
     assert saved == Checkpoint(4, "step-4")
     assert (folder / MARKER).exists() and (folder / "trainer_state.json").exists()
-    assert json.loads((folder / META_FILE).read_text()) == {"model_id": "m", "config_sha256": "abc", "step": 4, "lora_r": 8}
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta == {"model_id": "m", "config_sha256": "abc", "step": 4, "lora_r": 8}
     assert not (tmp_path / "staging" / "checkpoint-4").exists()
     assert sorted(p.name for p in folder.parent.iterdir()) == ["step-4"]  # no .tmp left behind
     assert read_meta(out, saved).step == 4
@@ -100,8 +102,16 @@ def test_object_store_gets_the_marker_after_the_files(tmp_path: Path):
     out.check_writable()
     written: list[str] = []
     real_pipe, real_put = fs.pipe_file, fs.put_file
-    fs.pipe_file = lambda path, data, **kw: (written.append(path), real_pipe(path, data, **kw))[1]  # type: ignore
-    fs.put_file = lambda lpath, rpath, **kw: (written.append(rpath), real_put(lpath, rpath, **kw))[1]  # type: ignore
+
+    def pipe_file(path: str, data: bytes, **kw: Any) -> Any:  # fsspec's own writes, recorded in order
+        written.append(path)
+        return real_pipe(path, data, **kw)
+
+    def put_file(lpath: str, rpath: str, **kw: Any) -> Any:
+        written.append(rpath)
+        return real_put(lpath, rpath, **kw)
+
+    fs.pipe_file, fs.put_file = pipe_file, put_file
     try:
         publish_checkpoint(out, staged(tmp_path, 6), CheckpointMeta("m", "abc", 6, 8))
     finally:

@@ -49,8 +49,7 @@ def test_adapter_reloads_and_changes_the_output(finished, tiny_gemma: Path, phot
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    from lib.finetune.gemma import load_base
-    from lib.finetune.gemma_data import load_photo, prompt_messages
+    from lib.finetune import load_base, load_photo, prompt_messages
 
     out, _ = finished
     base, processor = load_base(str(tiny_gemma))

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from lib.errors import UserError
-from lib.finetune.gemma import GemmaTrainConfig, train_gemma
-from lib.finetune.gemma_ckpt import output_store, scan_checkpoints
+from lib.finetune import GemmaTrainConfig, output_store, scan_checkpoints, train_gemma
 
 
 @pytest.mark.slow

@@ -10,9 +10,16 @@ import pytest
 
 from lib.breeds import display_name
 from lib.errors import UserError
-from lib.finetune.gemma import GemmaProgress, GemmaTrainConfig, load_base, make_trainer, train_gemma
-from lib.finetune.gemma_ckpt import MARKER
-from lib.finetune.gemma_data import load_split, sft_dataset
+from lib.finetune import (
+    MARKER,
+    GemmaProgress,
+    GemmaTrainConfig,
+    load_base,
+    load_split,
+    make_trainer,
+    sft_dataset,
+    train_gemma,
+)
 
 
 @pytest.fixture

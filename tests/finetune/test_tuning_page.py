@@ -11,14 +11,15 @@ from streamlit.testing.v1 import AppTest
 
 from lib.breeds import BREED_IDS
 from lib.errors import UserError
-from lib.finetune.gemma import GemmaTrainConfig, train_gemma
-from lib.finetune.runs import (
+from lib.finetune import (
+    GemmaTrainConfig,
     TrainingProgress,
     execution_cost_usd,
     list_finished_runs,
     local_training_job,
     new_tuning_run_name,
     submit_gemma_job,
+    train_gemma,
 )
 from lib.store import Store
 

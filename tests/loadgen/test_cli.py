@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.loadgen.records import read_run
+from lib.loadgen import read_run
 
 pytestmark = pytest.mark.slow  # runs the CLI in a subprocess against a server process
 

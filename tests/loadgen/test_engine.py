@@ -13,16 +13,24 @@ from aiohttp import web
 from lib.client import BackendClient, RetryPolicy, chat_request
 from lib.errors import UserError
 from lib.images import prepare_jpeg
-from lib.loadgen import LoadPlan, LoadRun, chat_url, load_job, prepare_payloads, run_load, text_payload
-from lib.loadgen.records import read_run
-from lib.loadgen.schedule import LoadProfile
+from lib.loadgen import (
+    LoadPlan,
+    LoadProfile,
+    LoadRun,
+    chat_url,
+    load_job,
+    prepare_payloads,
+    read_run,
+    run_load,
+    text_payload,
+)
 from lib.registry import Backend
 
 pytestmark = pytest.mark.slow  # starts a server process
 
 
 def plan(root: str, tmp_path: Path, prefix: str = "", **profile) -> LoadPlan:
-    kwargs = dict(mode="constant", rate_rps=100, duration_s=0.5) | profile
+    kwargs = {"mode": "constant", "rate_rps": 100, "duration_s": 0.5} | profile
     timeout_s = kwargs.pop("timeout_s", 5.0)
     return LoadPlan(
         url=chat_url(f"{root}{prefix}/v1"),
@@ -169,7 +177,7 @@ def test_bad_urls_are_refused(url):
 
 
 async def test_stop_before_the_first_send_still_writes_a_header(noop, tmp_path):
-    from lib.loadgen.engine import LoadRun
+    from lib.loadgen import LoadRun
 
     run = LoadRun(plan(noop, tmp_path, rate_rps=1, duration_s=60))
     task = asyncio.create_task(run.run())

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from lib.cli import build_parser, main
-from lib.cloudrun.gcloud import split_list
+from lib.cloudrun import split_list
 from lib.loadgen.cli import run_command
 
 IMAGE = "europe-docker.pkg.dev/p/r/pets:1"

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from lib.loadgen.rawhttp import RawSender
-from lib.loadgen.send import SendResult
+from lib.loadgen import RawSender, SendResult
 
 BODY = b'{"choices": [{"message": {"content": "Abyssinian"}}]}'
 

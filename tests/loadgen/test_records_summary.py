@@ -7,8 +7,7 @@ import json
 import pytest
 
 from lib.errors import UserError
-from lib.loadgen.records import RecordWriter, RequestRecord, RunHeader, read_run
-from lib.loadgen.summary import summarize, timeline
+from lib.loadgen import RecordWriter, RequestRecord, RunHeader, read_run, summarize, timeline
 
 
 def rec(i, sched, sent, done, *, error=None, kind=None, warmup=False, fb=None):

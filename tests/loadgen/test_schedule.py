@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lib.errors import UserError
-from lib.loadgen.schedule import (
+from lib.loadgen import (
     LoadProfile,
     Ramp,
     arrival_offsets_s,
@@ -71,15 +71,15 @@ def test_tasks_split_the_schedule_exactly():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="poisson", rate_rps=0), "rate must be > 0"),
-        (dict(mode="constant", rate_rps=-3), "rate must be > 0"),
-        (dict(mode="poisson", rate_rps=5, duration_s=-1), "duration must be a positive"),
-        (dict(mode="poisson", rate_rps=5, duration_s=0), "duration must be a positive"),
-        (dict(mode="poisson", rate_rps=5, warmup_s=-1), "warm-up"),
-        (dict(mode="concurrency"), "--concurrency"),
-        (dict(mode="poisson", rate_rps=5, max_requests=0), "max requests"),
-        (dict(mode="burst", rate_rps=5), "unknown mode"),
-        (dict(mode="constant", rate_rps=1e9, duration_s=1e3), "limit"),
+        ({"mode": "poisson", "rate_rps": 0}, "rate must be > 0"),
+        ({"mode": "constant", "rate_rps": -3}, "rate must be > 0"),
+        ({"mode": "poisson", "rate_rps": 5, "duration_s": -1}, "duration must be a positive"),
+        ({"mode": "poisson", "rate_rps": 5, "duration_s": 0}, "duration must be a positive"),
+        ({"mode": "poisson", "rate_rps": 5, "warmup_s": -1}, "warm-up"),
+        ({"mode": "concurrency"}, "--concurrency"),
+        ({"mode": "poisson", "rate_rps": 5, "max_requests": 0}, "max requests"),
+        ({"mode": "burst", "rate_rps": 5}, "unknown mode"),
+        ({"mode": "constant", "rate_rps": 1e9, "duration_s": 1e3}, "limit"),
     ],
 )
 def test_bad_profiles_are_refused_with_a_clear_message(kwargs, message):

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from lib.loadgen.engine import make_sender
-from lib.loadgen.send import SendResult
+from lib.loadgen import SendResult, make_sender
 from testkit import free_port
 from testkit.noop_server import COMPLETION
 

@@ -43,9 +43,9 @@ def test_busy_all_the_time_the_machine_wins():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(instance_s=10, window_s=0), "window"),
-        (dict(instance_s=-1, window_s=10), "instance time"),
-        (dict(instance_s=1, window_s=10, machines=0), "machine"),
+        ({"instance_s": 10, "window_s": 0}, "window"),
+        ({"instance_s": -1, "window_s": 10}, "instance time"),
+        ({"instance_s": 1, "window_s": 10, "machines": 0}, "machine"),
     ],
 )
 def test_bad_numbers_are_refused(kwargs, message):

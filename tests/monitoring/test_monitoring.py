@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from lib.errors import UserError
 from lib.monitoring import (
     MonitoringError,
+    Scrape,
     billable_instance_seconds,
     bucket_bounds,
     distribution_percentile,
@@ -143,6 +144,12 @@ def test_local_metrics_from_two_scrapes_of_a_real_prometheus_endpoint():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_local_metrics_of_a_server_that_has_answered_nothing_yet():
+    m = local_metrics(Scrape(100.0), Scrape(101.0))  # no samples at all: not even a latency histogram
+    assert (m.request_rate_rps, m.error_rate_rps, m.running, m.waiting) == (0.0, 0.0, 0.0, 0.0)
+    assert (m.latency_p50_ms, m.latency_p95_ms, m.latency_p99_ms) == (None, None, None)
 
 
 def test_scraping_a_dead_or_wrong_endpoint_is_a_clear_error():
