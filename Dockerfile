@@ -31,6 +31,8 @@ COPY lib/ lib/
 COPY app_pages/ app_pages/
 COPY .streamlit/config.toml .streamlit/config.toml
 COPY streamlit_app.py models.toml ./
+# The report the Accuracy page shows before any run of this deployment exists (64 KB of records).
+COPY artifacts/first-run/ artifacts/first-run/
 
 USER 10001
 EXPOSE 8080

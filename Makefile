@@ -15,7 +15,7 @@ DATA_DIR ?= data/pets
 DATA_BASE_URL ?=
 DATA_EXPECT ?=
 # What ruff checks (its rules and mypy's files are in pyproject.toml).
-LINT_PATHS := lib app_pages streamlit_app.py testkit benchmarks
+LINT_PATHS := lib app_pages streamlit_app.py testkit benchmarks tests
 
 .PHONY: run check test test-fast test-slow serve-local train-local first-run data bench install-run install-dev clean
 

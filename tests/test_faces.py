@@ -25,7 +25,7 @@ LIB = REPO / "lib"
 ROOMS = sorted(p.parent.name for p in LIB.glob("*/__init__.py"))
 CALLERS = [*LIB.rglob("*.py"), *(REPO / "app_pages").glob("*.py"), REPO / "streamlit_app.py",
            *(REPO / "testkit").glob("*.py"), *(REPO / "benchmarks").glob("*.py"), *(REPO / "tests").rglob("*.py")]
-HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "onnxruntime")
+HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "onnxruntime", "plotly")
 
 
 @dataclass(frozen=True)

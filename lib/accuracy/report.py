@@ -12,10 +12,9 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from lib.accuracy.metrics import (
     BreedMetrics,
@@ -32,6 +31,9 @@ from lib.accuracy.records import RunInfo, read_records
 from lib.breeds import BREED_IDS, UNKNOWN, display_name
 from lib.data import IMAGE_SUFFIXES
 from lib.store import Store
+
+if TYPE_CHECKING:  # plotly loads with the first chart, not with every command that imports lib.accuracy
+    import plotly.graph_objects as go
 
 __all__ = [
     "RunView", "ComparisonView", "load_run", "compare_runs", "default_pair", "headline_rows", "per_breed_figure",
@@ -122,6 +124,8 @@ def _ms(x: float | None) -> str:
 
 def per_breed_figure(view: ComparisonView) -> go.Figure:
     """Grouped bars: accuracy per breed, baseline next to tuned, breeds in the dataset's order."""
+    import plotly.graph_objects as go
+
     a = {m.breed: m for m in view.baseline.breeds}
     b = {m.breed: m for m in view.tuned.breeds}
     breeds = [x for x in BREED_IDS if x in a or x in b]
@@ -142,6 +146,8 @@ def per_breed_figure(view: ComparisonView) -> go.Figure:
 
 def confusion_figure(view: RunView) -> go.Figure:
     """37 x 39 heatmap: true breed (rows) by answer (columns, plus unknown and error), share of each row."""
+    import plotly.graph_objects as go
+
     conf: Confusion = confusion(view.frame)
     counts = conf.counts
     totals = counts.sum(axis=1, keepdims=True)

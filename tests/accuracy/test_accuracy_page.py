@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "artifacts" / "first-run"
 # Real photo ids from the shared folder, so the galleries have pictures.
 BASE = [("pug_112", "pug", "pug"), ("pug_127", "pug", "beagle"), ("beagle_10", "beagle", "beagle"),
-        ("beagle_117", "beagle", "unknown"), ("Bengal_109", "Bengal", "Egyptian_Mau"), ("Bengal_123", "Bengal", "Bengal")]
+        ("beagle_117", "beagle", "unknown"), ("Bengal_109", "Bengal", "Egyptian_Mau"),
+        ("Bengal_123", "Bengal", "Bengal")]
 TUNED = [("pug_112", "pug", "pug"), ("pug_127", "pug", "pug"), ("beagle_10", "beagle", "basset_hound"),
          ("beagle_117", "beagle", "beagle"), ("Bengal_109", "Bengal", "Bengal"), ("Bengal_123", "Bengal", "Bengal")]
 
@@ -36,7 +37,8 @@ def count(node, kind: str) -> int:
 def app(monkeypatch: pytest.MonkeyPatch, results_root: Path, pets: Path):
     root = Store(results_root)
     runs = {
-        "old-base": write_run(root, "old-base", BASE, backend="pets-base", role="base", started=100, data_dir=str(pets)),
+        "old-base": write_run(root, "old-base", BASE, backend="pets-base", role="base", started=100,
+                              data_dir=str(pets)),
         "base": write_run(root, "base", BASE, backend="pets-base", role="base", started=200, data_dir=str(pets)),
         "tuned": write_run(root, "tuned", TUNED, backend="pets-tuned", role="tuned", started=300, data_dir=str(pets)),
         "other": write_run(root, "other", [(p, t, t) for p, t, _ in BASE], backend="perfect", started=50),

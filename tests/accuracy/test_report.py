@@ -36,7 +36,7 @@ def test_the_html_report_is_self_contained_and_carries_the_figures(tmp_path: Pat
     page = html_report(v, thumbnail=lambda pid: (photos / f"{pid}.jpg").read_bytes(), link="http://x/?baseline=b")
     assert not re.search(r'<script[^>]+src=', page)  # plotly.js inlined: readable offline
     assert "data:image/jpeg;base64," in page
-    for label, base, tuned in headline_rows(v):
+    for _label, base, tuned in headline_rows(v):
         assert base in page and tuned in page
     assert "Fixed by tuning (1)" in page and "Broken by tuning (1)" in page
     assert "no answer (no answer within 60 s)" in page  # the failed request is shown, not hidden

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -10,9 +11,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
-import pytest
-
 import dockerimage
+import pytest
 from support import OUTPUT, PRESENTER, TOKEN, free_port
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -103,8 +103,6 @@ def new_page(browser, request: pytest.FixtureRequest) -> Iterator[Callable]:
     yield make
     for i, context in enumerate(contexts):
         for j, page in enumerate(context.pages):
-            try:
+            with contextlib.suppress(Exception):  # a page that crashed still lets the other screenshots be taken
                 page.screenshot(path=str(OUTPUT / f"{request.node.name}-{i}{j}.png"), full_page=True)
-            except Exception:  # a page that crashed still lets the other screenshots be taken
-                pass
         context.close()

@@ -17,13 +17,13 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from dockerimage import REPO
 from PIL import Image
 from playwright.sync_api import Page, expect
-
-from dockerimage import REPO
 from support import OUTPUT, PRESENTER, TOKEN, CuttableProxy
-from lib.client import classify_sync
+
 from lib.breeds import display_name
+from lib.client import classify_sync
 from lib.registry import find_backend, read_models_toml
 from lib.settings import load_settings
 
@@ -106,7 +106,8 @@ def shown_at_ms(page: Page, selector: str, text: str) -> float:
     return page.wait_for_function(SHOWN_AT, arg=[selector, text], polling="raf").json_value()
 
 
-def test_upload_a_photo_pick_pets_tuned_see_the_breed_and_report_the_time(new_page, dashboard, local_server, pets) -> None:
+def test_upload_a_photo_pick_pets_tuned_see_the_breed_and_report_the_time(
+        new_page, dashboard, local_server, pets) -> None:
     # havanese_120 first (pets-tuned knows it), then photos of other breeds, each answered differently
     expected = distinct_answers(local_server, pets, 5, first=pets / "havanese_120.jpg")
     assert expected[pets / "havanese_120.jpg"] == "Havanese"
@@ -245,7 +246,8 @@ def test_the_presenter_token_reveals_the_presenter_pages_and_wrong_guesses_are_t
     again = new_page(guesser)
     open_classify(again, dashboard)
     sign_in(again, TOKEN)
-    expect(again.get_by_text(re.compile(r"Too many wrong tokens from your address. Try again in \d+ s"))).to_be_visible()
+    throttled = re.compile(r"Too many wrong tokens from your address. Try again in \d+ s")
+    expect(again.get_by_text(throttled)).to_be_visible()
     assert "Fleet" not in nav_links(again)
 
     # the presenter, from another address, with the right token
@@ -342,7 +344,7 @@ def test_backend_choices_in_the_url_are_names_not_addresses(new_page, dashboard)
     import threading
 
     class Trap(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             hits.append(self.path)
             self.send_response(200)
             self.end_headers()

@@ -103,7 +103,8 @@ def shot(page: Page, name: str) -> None:
 
 
 def metric(page: Page, label: str) -> str:
-    return page.locator('[data-testid="stMetric"]', has_text=label).locator('[data-testid="stMetricValue"]').inner_text()
+    card = page.locator('[data-testid="stMetric"]', has_text=label)
+    return card.locator('[data-testid="stMetricValue"]').inner_text()
 
 
 def test_make_data_make_run_and_the_first_visit_to_accuracy(browser, running: str, pets: Path) -> None:

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dockerimage
 import httpx
 import pytest
-
-import dockerimage
 from dockerimage import REPO
 from support import free_port
 
@@ -53,8 +52,9 @@ def test_the_start_command_is_streamlit_on_port_for_cloud_run() -> None:
 
 def test_the_image_holds_what_the_app_needs_and_nothing_secret(tmp_path: Path) -> None:
     app = dockerimage.build_tree(tmp_path / "app", INSTRUCTIONS)
-    for needed in ("streamlit_app.py", "models.toml", ".streamlit/config.toml", "lib/settings.py",
-                   "app_pages/_common.py", "app_pages/classify.py"):
+    shipped_runs = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "artifacts" / "first-run").rglob("*.json*"))
+    for needed in ("streamlit_app.py", "models.toml", ".streamlit/config.toml", "lib/settings.py", "lib/data/split.py",
+                   "app_pages/_common.py", "app_pages/classify.py", *shipped_runs):
         assert (app / needed).is_file(), needed
     present = {p.relative_to(app).as_posix() for p in app.rglob("*")}
     assert not [p for p in present if "__pycache__" in p or p.startswith(("tests", ".venv", "results"))]
@@ -62,7 +62,9 @@ def test_the_image_holds_what_the_app_needs_and_nothing_secret(tmp_path: Path) -
     ignored = dockerimage.dockerignore()
     for path in (".venv", "tests", ".cache", "results", "data", "test-output", ".streamlit/secrets.toml"):
         assert dockerimage.ignored(path, ignored), path
-    for path in ("lib/settings.py", "app_pages/classify.py", "artifacts/pets-tuned/head.npz", "serving/vllm/entrypoint.sh"):
+    kept = ("lib/settings.py", "lib/data/split.py", "app_pages/classify.py", "artifacts/pets-tuned/head.npz",
+            "artifacts/first-run", "serving/vllm/entrypoint.sh")
+    for path in kept:
         assert not dockerimage.ignored(path, ignored), path  # the serving images build from this context too
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from dockerimage import REPO
+from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,8 @@ def test_an_attendee_who_reaches_a_presenter_page_gets_one_sentence(name: str, m
     st.cache_resource.clear()
     at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=60).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["This page is for the presenter. Attendees can use Classify and Accuracy."], (
-        f"pages/{name} must call `common.require_presenter()` before anything else (see pages/_common.py)")
-    assert len(at.main.children) == 1, f"pages/{name} shows more than the refusal to an attendee"
+    refusal = ["This page is for the presenter. Attendees can use Classify and Accuracy."]
+    assert [e.value for e in at.error] == refusal, (
+        f"app_pages/{name} must call `common.require_presenter()` before anything else (see app_pages/_common.py)")
+    assert len(at.main.children) == 1, f"app_pages/{name} shows more than the refusal to an attendee"
     assert not at.button and not at.metric and not at.dataframe
