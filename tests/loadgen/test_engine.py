@@ -49,11 +49,12 @@ async def test_open_loop_sends_every_scheduled_request(noop, tmp_path, client):
     result = await run_load(LoadPlan(**{**p.__dict__, "client": client}))
     s = result.summary
     assert s.requests_sent == s.requests_ok == 200 and s.requests_failed == 0
-    assert s.schedule_lag_ms is not None and s.schedule_lag_ms.p50_ms >= 0
+    assert s.schedule_lag_ms is not None
     run = read_run(result.records_path)
     assert len(run.records) == 200 and run.header.planned_requests == 200
     assert sorted(r.index for r in run.records) == list(range(200))
-    assert all(r.sent_s <= r.first_byte_s <= r.done_s and r.response_bytes > 0 for r in run.records)
+    # never early: each request goes out at or after its scheduled moment, and its times are in order
+    assert all(r.scheduled_s <= r.sent_s <= r.first_byte_s <= r.done_s and r.response_bytes > 0 for r in run.records)
 
 
 async def test_closed_loop_keeps_concurrency_workers_busy(noop, tmp_path):
