@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Auth", "Family", "Backend", "Registry", "load_backends", "resolve_backend", "read_models_toml", "find_backend",
-    "local_base_url", "merge_backends", "filter_backends", "group_by_server", "group_by_base_model",
+    "local_base_url", "merge_backends", "filter_backends", "group_by_server",
 ]
 
 Family = Literal["local", "vllm", "ollama", "openai"]
@@ -261,11 +261,3 @@ def group_by_server(backends: Iterable[Backend]) -> dict[str, list[Backend]]:
         groups.setdefault(backend.server, []).append(backend)
     order = sorted(groups, key=lambda g: (g != LOCAL_SERVER, g))
     return {g: sorted(groups[g], key=lambda b: (b.role != "base", b.name)) for g in order}
-
-
-def group_by_base_model(backends: Iterable[Backend]) -> dict[str, list[Backend]]:
-    """Backends grouped by base model, groups and members sorted by name."""
-    groups: dict[str, list[Backend]] = {}
-    for backend in backends:
-        groups.setdefault(backend.group, []).append(backend)
-    return {g: sorted(m, key=lambda b: b.name) for g, m in sorted(groups.items())}

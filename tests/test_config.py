@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import UserError
-from lib.registry import find_backend, group_by_base_model, load_backends, read_models_toml
+from lib.registry import find_backend, group_by_server, load_backends, read_models_toml
 from lib.settings import ConfigError, load_settings
 
 
@@ -38,7 +38,8 @@ def test_default_registry_lists_the_two_local_models_on_the_local_port() -> None
     assert all(b.base_url == "http://127.0.0.1:8555/v1" for b in backends)
     tuned = find_backend(backends, "pets-tuned")
     assert tuned.role == "tuned" and tuned.tuned_from == "pets-base"
-    assert list(group_by_base_model(backends)) == ["efficientnet-lite0"]
+    assert {b.group for b in backends} == {"efficientnet-lite0"}
+    assert list(group_by_server(backends)) == ["local CPU server"]
 
 
 ENTRY = '[[backend]]\nname="a"\nmodel="m"\n'

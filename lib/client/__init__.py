@@ -13,7 +13,6 @@ from lib.client.backend import (
     breed_response_format,
     chat_request,
     check_health,
-    check_health_sync,
     classify_many,
     classify_sync,
     make_http_client,
@@ -24,6 +23,6 @@ from lib.client.pool import ClientPool
 
 __all__ = [
     "DEFAULT_RETRY", "NO_RETRY", "PROMPT", "BackendClient", "Health", "Prediction", "RetryPolicy", "TokenProvider",
-    "ask_all", "breed_response_format", "chat_request", "check_health", "check_health_sync", "classify_many",
+    "ask_all", "breed_response_format", "chat_request", "check_health", "classify_many",
     "classify_sync", "make_http_client", "probe_health", "GoogleIdTokens", "ClientPool",
 ]

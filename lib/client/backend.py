@@ -39,7 +39,6 @@ __all__ = [
     "Health",
     "probe_health",
     "check_health",
-    "check_health_sync",
 ]
 
 PROMPT = (
@@ -364,11 +363,6 @@ async def check_health(backends: Iterable[Backend], timeout_s: float = 3.0) -> l
         finally:
             for c in clients:
                 await c.aclose()
-
-
-def check_health_sync(backends: Iterable[Backend], timeout_s: float = 3.0) -> list[Health]:
-    """`check_health` for synchronous callers."""
-    return asyncio.run(check_health(backends, timeout_s))
 
 
 def _ms(start: float) -> float:

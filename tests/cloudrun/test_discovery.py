@@ -10,7 +10,7 @@ import pytest
 
 from lib.cli import main
 from lib.cloudrun import Clients, discover, discover_cached, to_backends
-from lib.registry import Backend, filter_backends, group_by_base_model, load_backends, merge_backends, read_models_toml
+from lib.registry import Backend, filter_backends, group_by_server, load_backends, merge_backends, read_models_toml
 from lib.settings import load_settings
 from testkit.cloudrun_fakes import PROJECT, REGIONS, FakeCloudRun, ModelServers, add_fleet, fake_id_token
 
@@ -46,7 +46,8 @@ def test_models_become_backends_grouped_by_base_model(
     assert (adapter.role, adapter.tuned_from, adapter.base_model, adapter.model) == (
         "tuned", "svc-001/google/gemma-3-4b-it", "google/gemma-3-4b-it", "pets-lora-001-2")
     assert adapter.base_url == model_servers.url("svc-001") + "/v1" == base.base_url
-    assert list(group_by_base_model(backends)) == ["google/gemma-3-4b-it"]
+    assert {b.group for b in backends} == {"google/gemma-3-4b-it"}
+    assert {s: [b.name for b in m] for s, m in group_by_server(backends).items()}["svc-001"][0] == base.name
 
 
 def test_models_toml_wins_on_name_clashes_and_says_so(cloud_env: Path) -> None:

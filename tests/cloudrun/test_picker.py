@@ -87,8 +87,9 @@ def test_presenters_see_what_discovery_could_not_use(
     at = app.run()
     assert [t.value for t in at.text] == [
         "svc-001 (us-central1): forbidden: HTTP 403: the caller needs roles/run.invoker on svc-001"]
-    assert "svc-000/pets-lora-000-0" in at.multiselect(key="classify-backends").value + [
-        o.split(" · ")[0] for o in at.multiselect(key="classify-backends").options]
+    assert [e.label for e in at.expander] == ["1 backend problem (the other backends work)"]
+    assert "svc-000/pets-lora-000-0 · adapter" in at.multiselect(key="classify-backends").options  # still offered
+    assert not any(o.startswith("svc-001/") for o in at.multiselect(key="classify-backends").options)
 
 
 def test_attendees_do_not_see_server_details(
@@ -98,7 +99,8 @@ def test_attendees_do_not_see_server_details(
     add_fleet(fake_run, model_servers, 2, adapters=1)
     model_servers.behaviour["svc-001"] = "forbidden"
     at = app.run()
-    assert not at.text and not any("roles/run.invoker" in e.value for e in at.expander)
+    assert not at.text and not at.expander  # no problem lines, no server names beyond the backends themselves
+    assert "svc-000/pets-lora-000-0 · adapter" in at.multiselect(key="classify-backends").options
 
 
 @pytest.mark.parametrize("page", ["app_pages/accuracy.py", "app_pages/live.py", "app_pages/tuning.py"])
